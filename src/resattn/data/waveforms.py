@@ -1,0 +1,462 @@
+"""Lazy reader for 3-component seismic traces stored as CSV metadata + HDF5 waveforms.
+
+Two on-disk layouts are understood:
+
+* STEAD: ``<name>.csv`` + ``<name>.hdf5`` (or ``.h5``); dataset ``data/<trace_name>`` of shape
+  ``(n_samples, 3)``, channels E, N, Z.
+* SeisBench: ``metadata.csv`` + ``waveforms.hdf5`` (also ``metadata_<chunk>.csv`` +
+  ``waveforms_<chunk>.hdf5``); traces are ``data/<trace_name>`` or bucket notation
+  ``bucket3$17,:3,:6000`` (dataset ``data/bucket3``, row 17). The per-trace dimension order and
+  component order are read from the ``data_format`` group when present.
+
+Only metadata is read when a dataset is opened; each waveform is read from HDF5 on demand.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from resattn.errors import ConfigError, DataError
+
+__all__ = ["WaveformDataset"]
+
+_H5_SUFFIXES = (".hdf5", ".h5")
+_REQUIRED = ("trace_name", "trace_category")
+# Columns whose values are identifiers: read them as text so "0012" or "1234" stay names.
+_TEXT_COLUMNS = (
+    "trace_name",
+    "trace_category",
+    "split_group",
+    "record_id",
+    "network_code",
+    "receiver_code",
+    "channel_order",
+)
+_DEFAULT_ORDER = "ENZ"  # STEAD stores E, N, Z
+_BUCKET = re.compile(r"^(?P<bucket>[^$]+)\$(?P<sel>.+)$")
+
+
+@dataclass(frozen=True)
+class _FileInfo:
+    """Per-HDF5-file layout facts gathered once at open time."""
+
+    path: Path
+    csv: Path
+    component_order: str  # e.g. "ENZ" or "ZNE"
+    dimension_order: str | None  # "WC" = (n_samples, 3), "CW" = (3, n_samples), None = by shape
+
+
+class _H5Files:
+    """Lazily opened, per-process cache of read-only HDF5 handles, shared by subsets.
+
+    h5py handles must not cross a fork (DataLoader workers) nor be pickled (spawn), so handles
+    are tagged with the pid that opened them and dropped from pickled state.
+    """
+
+    def __init__(self, infos: list[_FileInfo]) -> None:
+        self.infos = infos
+        self._handles: dict[int, h5py.File] = {}
+        self._pid = os.getpid()
+
+    def get(self, k: int) -> h5py.File:
+        if self._pid != os.getpid():
+            # Inherited from the parent through fork: never reuse those handles in the child.
+            self._handles = {}
+            self._pid = os.getpid()
+        handle = self._handles.get(k)
+        if handle is None:
+            path = self.infos[k].path
+            try:
+                handle = h5py.File(path, "r")
+            except OSError as exc:
+                raise DataError(f"{path} is not a readable HDF5 file ({exc})") from exc
+            self._handles[k] = handle
+        return handle
+
+    @property
+    def n_open(self) -> int:
+        return len(self._handles) if self._pid == os.getpid() else 0
+
+    def close(self) -> None:
+        if self._pid == os.getpid():
+            for handle in self._handles.values():
+                handle.close()
+        self._handles = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"infos": self.infos}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.infos = state["infos"]
+        self._handles = {}
+        self._pid = os.getpid()
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        meta = pd.read_csv(path, dtype=dict.fromkeys(_TEXT_COLUMNS, str), low_memory=False)
+    except Exception as exc:  # any parser/encoding/IO failure is a user-data problem
+        raise DataError(f"cannot read metadata CSV {path}: {exc}") from exc
+    for col in _REQUIRED:
+        if col not in meta.columns:
+            raise DataError(
+                f"metadata CSV {path} has no column '{col}' (required: {', '.join(_REQUIRED)}; "
+                f"found {list(meta.columns)[:12]})"
+            )
+    return meta
+
+
+def _decode(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _inspect_h5(path: Path, csv: Path) -> _FileInfo:
+    """Open ``path`` once to check it is HDF5 with a ``data`` group; reads no waveforms."""
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DataError(f"{path} is not a readable HDF5 file ({exc})") from exc
+    with f:
+        if not isinstance(f.get("data"), h5py.Group):
+            raise DataError(
+                f"HDF5 file {path} has no group 'data' (expected datasets 'data/<trace_name>')"
+            )
+        order, dims = _DEFAULT_ORDER, None
+        fmt = f.get("data_format")
+        if isinstance(fmt, h5py.Group):  # SeisBench keeps layout facts here
+            if "component_order" in fmt:
+                order = _decode(fmt["component_order"][()])
+            if "dimension_order" in fmt:
+                dims = _decode(fmt["dimension_order"][()]).upper()[-2:]
+                dims = dims if dims in ("CW", "WC") else None
+    return _FileInfo(path=path, csv=csv, component_order=order, dimension_order=dims)
+
+
+def _h5_partner(csv: Path) -> Path | None:
+    stems = [csv.stem]
+    if csv.stem.startswith("metadata"):  # SeisBench: metadata[_chunk].csv <-> waveforms[_chunk]
+        stems.append("waveforms" + csv.stem[len("metadata") :])
+    for stem in stems:
+        for suffix in _H5_SUFFIXES:
+            candidate = csv.with_name(stem + suffix)
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _find_pairs(path: Path) -> list[tuple[Path, Path]]:
+    if not path.exists():
+        raise DataError(f"data path {path} does not exist")
+    if path.is_dir():
+        pairs = [
+            (csv, h5) for csv in sorted(path.glob("*.csv")) if (h5 := _h5_partner(csv)) is not None
+        ]
+        if not pairs:
+            raise DataError(
+                f"data directory {path} holds no CSV/HDF5 pair: expected '<name>.csv' next to "
+                f"'<name>.hdf5' (STEAD) or 'metadata.csv' next to 'waveforms.hdf5' (SeisBench)"
+            )
+        return pairs
+    if path.suffix.lower() in _H5_SUFFIXES:  # accept the HDF5 half of a pair too
+        csv = path.with_suffix(".csv")
+        if not csv.is_file():
+            raise DataError(f"HDF5 file {path} has no metadata partner {csv.name} next to it")
+        return [(csv, path)]
+    if path.suffix.lower() != ".csv":
+        raise DataError(f"data path {path} must be a directory, a .csv or an .hdf5 file")
+    h5 = _h5_partner(path)
+    if h5 is None:
+        raise DataError(
+            f"metadata CSV {path} has no HDF5 partner: expected {path.with_suffix('.hdf5').name}"
+        )
+    return [(path, h5)]
+
+
+def _prepare(meta: pd.DataFrame, csv: Path, file_index: int) -> pd.DataFrame:
+    """Add the derived columns (label, p_arrival_sample, group, station, _file) to one CSV."""
+    meta = meta.copy()
+    names = meta["trace_name"]
+    if names.isna().any():
+        row = int(np.flatnonzero(names.isna().to_numpy())[0])
+        raise DataError(f"metadata CSV {csv}: field 'trace_name' is empty in data row {row + 1}")
+
+    category = meta["trace_category"].astype(object)
+    is_eq = category.str.startswith("earthquake").fillna(False).astype(bool)
+    is_noise = (category == "noise").fillna(False).astype(bool)
+    bad = ~(is_eq | is_noise)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(
+            f"metadata CSV {csv}: field 'trace_category' has value {category.iloc[row]!r} "
+            f"(trace {names.iloc[row]!r}); expected 'noise' or a value starting with 'earthquake'"
+        )
+    meta["label"] = is_eq.astype(np.int64)
+
+    # SeisBench names the P pick 'trace_p_arrival_sample'; STEAD 'p_arrival_sample'.
+    p_col = next(
+        (c for c in ("p_arrival_sample", "trace_p_arrival_sample") if c in meta.columns), None
+    )
+    if p_col is None:
+        meta["p_arrival_sample"] = np.nan
+    else:
+        raw = meta[p_col]
+        p = pd.to_numeric(raw, errors="coerce")
+        bad = p.isna() & raw.notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(
+                f"metadata CSV {csv}: field '{p_col}' has non-numeric value {raw.iloc[row]!r} "
+                f"(trace {names.iloc[row]!r}); expected a sample index or empty"
+            )
+        meta["p_arrival_sample"] = p.astype(float)
+
+    group = names.astype(object)
+    for col in ("record_id", "split_group"):  # later columns take priority where present
+        if col in meta.columns:
+            group = meta[col].astype(object).where(meta[col].notna(), group)
+    meta["group"] = group.astype(str)
+
+    if "network_code" in meta.columns and "receiver_code" in meta.columns:
+        net, rec = meta["network_code"].astype(object), meta["receiver_code"].astype(object)
+        both = net.notna() & rec.notna()
+        meta["station"] = (net.astype(str) + "." + rec.astype(str)).where(both, "").astype(str)
+    else:
+        meta["station"] = ""
+    meta["_file"] = file_index
+    return meta
+
+
+def _parse_selection(spec: str) -> tuple[int | slice, ...]:
+    """``"17,:3,:6000"`` -> ``(17, slice(None, 3), slice(None, 6000))``; ValueError if malformed."""
+    parts: list[int | slice] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if ":" in part:
+            bounds = [int(b) if b.strip() else None for b in part.split(":")]
+            if len(bounds) > 3:
+                raise ValueError(part)
+            parts.append(slice(*bounds))
+        else:
+            parts.append(int(part))
+    return tuple(parts)
+
+
+def _selection_shape(shape: tuple[int, ...], sel: tuple[int | slice, ...]) -> tuple[int, ...]:
+    """Shape of ``dataset[sel]`` computed without reading any data."""
+    out = [
+        len(range(*s.indices(dim)))
+        for s, dim in zip(sel, shape, strict=False)
+        if isinstance(s, slice)
+    ]
+    return (*out, *shape[len(sel) :])
+
+
+def _channels_first(shape: tuple[int, ...], dims: str | None) -> bool | None:
+    """True if a trace of ``shape`` is (3, n), False if (n, 3), None if neither fits."""
+    if len(shape) != 2:
+        return None
+    if dims == "CW" and shape[0] == 3:
+        return True
+    if dims == "WC" and shape[1] == 3:
+        return False
+    if shape[1] == 3:  # STEAD convention wins when ambiguous, e.g. (3, 3)
+        return False
+    if shape[0] == 3:
+        return True
+    return None
+
+
+class WaveformDataset:
+    """A lazily read collection of 3-component traces (CSV metadata + HDF5 waveforms).
+
+    ``metadata`` has one row per trace with every CSV column plus ``label`` (1 earthquake,
+    0 noise), ``p_arrival_sample`` (float, NaN if unknown), ``group`` (split group), ``station``
+    (``network.receiver`` or ``""``) and ``_file`` (index of the trace's HDF5 file).
+    ``read(i)`` returns one trace as a ``(3, n_samples)`` float32 array in ``components`` order.
+    """
+
+    def __init__(
+        self, metadata: pd.DataFrame, files: _H5Files, components: str = _DEFAULT_ORDER
+    ) -> None:
+        self.metadata = metadata.reset_index(drop=True)
+        self.components = components
+        self._files = files
+        # Plain arrays: per-item lookups in a DataFrame are slow in a training loop.
+        self._names = self.metadata["trace_name"].to_numpy(dtype=object)
+        self._file_idx = self.metadata["_file"].to_numpy(dtype=np.int64)
+        self._orders = (
+            self.metadata["channel_order"].to_numpy(dtype=object)
+            if "channel_order" in self.metadata.columns
+            else None
+        )
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_path(cls, path: str | Path, components: str = _DEFAULT_ORDER) -> WaveformDataset:
+        """Open a STEAD/SeisBench directory or a single CSV (with its same-stem HDF5 partner).
+
+        Reads and validates metadata only; no waveform is read.
+        """
+        comps = str(components).upper()
+        if len(comps) != 3 or len(set(comps)) != 3:
+            raise ConfigError(f"components must be 3 distinct channel letters, got {components!r}")
+        infos, parts = [], []
+        for k, (csv, h5) in enumerate(_find_pairs(Path(path))):
+            meta = _read_csv(csv)  # CSV problems are reported before HDF5 problems
+            infos.append(_inspect_h5(h5, csv))
+            parts.append(_prepare(meta, csv, k))
+        metadata = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        if len(metadata) == 0:
+            raise DataError(f"data path {path} holds no traces (all metadata CSVs are empty)")
+        return cls(metadata, _H5Files(infos), comps)
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> WaveformDataset:
+        """A view on the rows ``indices`` (positions); shares the HDF5 files and handle cache."""
+        idx = np.asarray(indices, dtype=np.int64)
+        return WaveformDataset(self.metadata.iloc[idx], self._files, self.components)
+
+    # ------------------------------------------------------------------ access
+    def __len__(self) -> int:
+        return len(self.metadata)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """``(n_traces,)`` int64 labels: 1 earthquake, 0 noise."""
+        return self.metadata["label"].to_numpy(dtype=np.int64)
+
+    @property
+    def files(self) -> list[Path]:
+        """HDF5 paths; ``metadata._file`` indexes this list."""
+        return [info.path for info in self._files.infos]
+
+    def _locate(self, i: int) -> tuple[h5py.Dataset, tuple[int | slice, ...] | None]:
+        info = self._files.infos[self._file_idx[i]]
+        name = str(self._names[i])
+        group = self._files.get(int(self._file_idx[i]))["data"]
+        match = _BUCKET.match(name)
+        key, sel = (match["bucket"], match["sel"]) if match else (name, None)
+        ds = group.get(key)
+        if not isinstance(ds, h5py.Dataset):
+            raise DataError(f"HDF5 file {info.path} has no dataset 'data/{key}' (trace {name!r})")
+        if sel is None:
+            return ds, None
+        try:
+            return ds, _parse_selection(sel)
+        except ValueError as exc:
+            raise DataError(
+                f"trace {name!r} in {info.csv}: bad bucket selection {sel!r} "
+                "(expected e.g. 'bucket3$17,:3,:6000')"
+            ) from exc
+
+    def _trace_shape(self, i: int) -> tuple[int, ...]:
+        ds, sel = self._locate(i)
+        return ds.shape if sel is None else _selection_shape(ds.shape, sel)
+
+    def _permutation(self, i: int) -> np.ndarray | None:
+        info = self._files.infos[self._file_idx[i]]
+        order = info.component_order
+        if self._orders is not None and isinstance(self._orders[i], str):
+            order = self._orders[i]
+        order = order.replace(",", "").replace(" ", "").upper()
+        if order == self.components:
+            return None
+        if sorted(order) != sorted(self.components):
+            raise DataError(
+                f"trace {self._names[i]!r} in {info.path} has components {order!r}, "
+                f"which cannot be reordered to {self.components!r}; pass components={order!r}"
+            )
+        return np.array([order.index(c) for c in self.components])
+
+    def read(self, i: int) -> np.ndarray:
+        """Read trace ``i`` from HDF5: ``(3, n_samples)`` float32, channels in ``components``."""
+        info = self._files.infos[self._file_idx[i]]
+        name = str(self._names[i])
+        ds, sel = self._locate(i)
+        try:
+            raw = ds[()] if sel is None else ds[sel]
+        except (ValueError, TypeError, IndexError, OSError) as exc:
+            raise DataError(
+                f"cannot read trace {name!r} from HDF5 file {info.path}: {exc}"
+            ) from exc
+        raw = np.asarray(raw)
+        first = _channels_first(raw.shape, info.dimension_order)
+        if first is None:
+            raise DataError(
+                f"trace {name!r} in HDF5 file {info.path} has shape {raw.shape}, "
+                "expected (n_samples, 3)"
+            )
+        x = np.asarray(raw if first else raw.T, dtype=np.float32)
+        if not np.isfinite(x).all():
+            raise DataError(f"trace {name!r} in HDF5 file {info.path} contains NaN or Inf values")
+        perm = self._permutation(i)
+        if perm is not None:
+            x = x[perm]
+        return np.ascontiguousarray(x)
+
+    def lengths(self) -> np.ndarray:
+        """``(n_traces,)`` int64 samples per trace without reading waveforms.
+
+        Uses the ``n_samples`` (STEAD) or ``trace_npts`` (SeisBench) column where present and
+        finite, else the HDF5 dataset shape.
+        """
+        n = np.full(len(self), np.nan)
+        for col in ("trace_npts", "n_samples"):  # later column takes priority
+            if col in self.metadata.columns:
+                values = pd.to_numeric(self.metadata[col], errors="coerce").to_numpy(float)
+                n = np.where(np.isfinite(values), values, n)
+        for i in np.flatnonzero(~np.isfinite(n)):  # only rows the metadata cannot answer
+            shape = self._trace_shape(int(i))
+            info = self._files.infos[self._file_idx[i]]
+            first = _channels_first(shape, info.dimension_order)
+            if first is None:
+                raise DataError(
+                    f"trace {self._names[i]!r} in HDF5 file {info.path} has shape {shape}, "
+                    "expected (n_samples, 3)"
+                )
+            n[i] = shape[1] if first else shape[0]
+        return n.astype(np.int64)
+
+    def validate(self) -> list[str]:
+        """Read every trace once; return one message per problem found (empty list if clean)."""
+        problems: list[str] = []
+        p = self.metadata["p_arrival_sample"].to_numpy(float)
+        for i in range(len(self)):
+            try:
+                x = self.read(i)
+            except DataError as exc:
+                problems.append(str(exc))
+                continue
+            if np.isfinite(p[i]) and not 0 <= p[i] < x.shape[1]:
+                info = self._files.infos[self._file_idx[i]]
+                problems.append(
+                    f"trace {self._names[i]!r} in {info.csv}: p_arrival_sample {p[i]:g} lies "
+                    f"outside the trace of {x.shape[1]} samples"
+                )
+        return problems
+
+    def close(self) -> None:
+        """Close the cached HDF5 handles (shared with subsets; they re-open lazily on read)."""
+        self._files.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # _H5Files drops its handles when pickled, so DataLoader workers re-open their own.
+        return dict(self.__dict__)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def __repr__(self) -> str:
+        counts = np.bincount(self.labels, minlength=2) if len(self) else [0, 0]
+        return (
+            f"WaveformDataset({len(self)} traces: {counts[1]} earthquake, {counts[0]} noise; "
+            f"{len(self._files.infos)} HDF5 file(s))"
+        )

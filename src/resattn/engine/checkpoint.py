@@ -1,0 +1,202 @@
+"""Checkpoints as safetensors + a JSON config, written atomically; nothing is ever unpickled.
+
+A model checkpoint is ``<stem>.safetensors`` (weights) beside ``<stem>.json`` (``config`` for
+``create_model``, plus metadata and the weights' sha256). A training checkpoint (``last.*``)
+also holds the optimizer's tensors and the trainer's state, so ``--resume`` continues exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_tensors_bytes
+from safetensors.torch import save as save_tensors_bytes
+from torch import nn
+
+from ..errors import CheckpointError
+from ..models import create_model
+
+MODEL_STEM, LAST_STEM = "model", "last"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item"):
+        return obj.item()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` as it reads back from JSON (tuples become lists), for comparisons."""
+    return json.loads(json.dumps(obj, default=_json_default))
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: file not found") from None
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable JSON file ({exc})") from None
+
+
+def _write_pair(stem: Path, tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    data = save_tensors_bytes({k: v.detach().contiguous().cpu() for k, v in tensors.items()})
+    weights = stem.with_suffix(".safetensors")
+    meta = {**meta, "weights": weights.name, "sha256": hashlib.sha256(data).hexdigest()}
+    atomic_write_bytes(weights, data)
+    atomic_write_json(stem.with_suffix(".json"), meta)
+    return meta
+
+
+def _read_pair(stem: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    meta = read_json(stem.with_suffix(".json"))
+    weights = stem.with_suffix(".safetensors")
+    try:
+        data = weights.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{weights}: weights file not found (its config is "
+                              f"{stem.with_suffix('.json')})") from None
+    if meta.get("sha256") and hashlib.sha256(data).hexdigest() != meta["sha256"]:
+        raise CheckpointError(f"{weights}: sha256 does not match the one recorded in "
+                              f"{stem.with_suffix('.json')}; the files do not belong together")
+    try:
+        return load_tensors_bytes(data), meta
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{weights}: not a valid safetensors file ({exc})") from None
+
+
+def save_model(stem: Path, model: nn.Module, meta: dict | None = None,
+               dtype: torch.dtype | None = None) -> dict:
+    """Write ``<stem>.safetensors`` + ``<stem>.json``; ``dtype`` (e.g. float16) shrinks floats."""
+    tensors = {
+        k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v)
+        for k, v in model.state_dict().items()
+    }
+    return _write_pair(Path(stem), tensors, {**(meta or {}), "config": model.config})
+
+
+def load_state(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
+    """Load weights strictly, casting to the model's dtypes; a mismatch names what differs."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    wrong = [f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}"
+             for k in own.keys() & tensors.keys() if tensors[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        parts = [f"missing {missing[:3]}" if missing else "",
+                 f"unexpected {unexpected[:3]}" if unexpected else "",
+                 f"shape {wrong[:3]}" if wrong else ""]
+        raise CheckpointError(
+            f"{source}: weights do not match model {getattr(model, 'config', {}).get('model')!r}"
+            f" ({'; '.join(p for p in parts if p)})"
+        )
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()})
+
+
+def resolve_stem(source: str | Path) -> Path:
+    """A run directory, ``x.json`` or ``x.safetensors`` -> the common stem path."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / MODEL_STEM
+    elif path.suffix in (".json", ".safetensors"):
+        path = path.with_suffix("")
+    if not path.with_suffix(".json").exists():
+        raise CheckpointError(f"{source}: no model checkpoint here (expected {path}.json "
+                              f"and {path}.safetensors)")
+    return path
+
+
+def load_model(source: str | Path) -> tuple[nn.Module, dict]:
+    """Rebuild a model from its checkpoint; returns (model in eval mode, its metadata)."""
+    stem = resolve_stem(source)
+    tensors, meta = _read_pair(stem)
+    config = dict(meta.get("config") or {})
+    if "model" not in config:
+        raise CheckpointError(f"{stem}.json: field 'config.model' is missing")
+    model = create_model(config.pop("model"), **config)
+    load_state(model, tensors, stem.with_suffix(".safetensors"))
+    return model.eval(), meta
+
+
+def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, scalars = {}, {}
+    for idx, per_param in state["state"].items():
+        for key, value in per_param.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{idx}.{key}"] = value
+            else:
+                scalars[f"{idx}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        _, idx, key = name.split(".", 2)
+        state.setdefault(int(idx), {})[key] = value
+    for name, value in meta["scalars"].items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_training_state(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                        trainer_state: dict) -> None:
+    """``last.safetensors`` + ``last.json``: everything needed to resume after this epoch."""
+    opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update(opt_tensors)
+    tensors["rng.torch"] = torch.get_rng_state()
+    _write_pair(Path(run_dir) / LAST_STEM, tensors,
+                {"config": model.config, "optimizer": opt_meta, "trainer": trainer_state})
+
+
+def load_training_state(run_dir: Path, model: nn.Module,
+                        optimizer: torch.optim.Optimizer) -> dict:
+    """Restore model, optimizer and RNG from ``last.*``; returns the trainer's state."""
+    stem = Path(run_dir) / LAST_STEM
+    tensors, meta = _read_pair(stem)
+    if meta.get("config") != jsonable(model.config):
+        raise CheckpointError(f"{stem}.json: checkpoint config {meta.get('config')} does not "
+                              f"match the model being trained {model.config}")
+    model_tensors = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    load_state(model, model_tensors, stem.with_suffix(".safetensors"))
+    optim = {k: v for k, v in tensors.items() if k.startswith("optim.")}
+    optimizer.load_state_dict(_unflatten_optimizer(optim, meta["optimizer"]))
+    torch.set_rng_state(tensors["rng.torch"])
+    return meta["trainer"]

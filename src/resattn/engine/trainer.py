@@ -1,0 +1,177 @@
+"""The fit loop: AdamW (ResNetKAN1D Table 1 defaults), early stopping on validation loss,
+bf16 autocast where the CPU accelerates it, a JSONL log, a checkpoint every epoch, resume.
+
+Run directory after ``fit``:
+    model.safetensors / model.json   best weights (lowest validation loss) + config + metrics
+    last.safetensors / last.json     last epoch: model, optimizer, RNG, trainer state (resume)
+    metrics.jsonl                    one JSON object per epoch
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..errors import ConfigError
+from ..eval.metrics import classification_metrics
+from .checkpoint import (
+    LAST_STEM,
+    MODEL_STEM,
+    atomic_write_text,
+    load_training_state,
+    save_model,
+    save_training_state,
+)
+from .inference import predict_proba
+from .precision import autocast, choose_precision
+from .provenance import environment, seed_everything
+
+
+@dataclass
+class TrainConfig:
+    """Training recipe; defaults are ResNetKAN1D Table 1."""
+
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 1e-4
+    weight_decay: float = 1e-3
+    patience: int = 10
+    precision: str = "auto"
+    seed: int = 0
+    grad_clip: float | None = None
+    num_workers: int = 0
+
+    def validate(self) -> TrainConfig:
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
+            raise ConfigError(f"epochs, batch_size and patience must be >= 1, got {self}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        return self
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    best_epoch: int
+    best_val_loss: float
+    epochs_run: int
+    stopped_early: bool
+    precision: str
+    history: list[dict]
+
+
+def read_log(path: Path, upto_epoch: int | None = None) -> list[dict]:
+    """Rows of a ``metrics.jsonl`` log, optionally only epochs up to ``upto_epoch``."""
+    if not Path(path).exists():
+        return []
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return [r for r in rows if upto_epoch is None or r["epoch"] <= upto_epoch]
+
+
+def _train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                 cfg: TrainConfig, precision: str, progress: Progress, task) -> float:
+    model.train()
+    loss_sum, n = 0.0, 0
+    for x, y in loader:
+        with autocast(precision):
+            logits = model(x)
+        loss = nn.functional.cross_entropy(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        loss_sum += loss.item() * len(y)
+        n += len(y)
+        progress.update(task, advance=len(y), description=f"loss {loss_sum / n:.4f}")
+    return loss_sum / max(n, 1)
+
+
+def fit(
+    model: nn.Module,
+    train_set: Dataset,
+    val_set: Dataset,
+    run_dir: str | Path,
+    cfg: TrainConfig | None = None,
+    resume: bool = False,
+    meta: dict | None = None,
+    class_names: list[str] | None = None,
+    positive: int | None = None,
+    show_progress: bool = True,
+) -> FitResult:
+    """Train ``model`` (with a ``config`` from ``create_model``) and checkpoint into ``run_dir``.
+
+    ``meta`` (task, preprocessing, data description) is stored in every model checkpoint.
+    ``resume=True`` continues from ``last.*``; without it an existing run is never overwritten.
+    """
+    cfg = (cfg or TrainConfig()).validate()
+    run_dir = Path(run_dir)
+    last_json, log_path = run_dir / f"{LAST_STEM}.json", run_dir / "metrics.jsonl"
+    if last_json.exists() and not resume:
+        raise ConfigError(f"{run_dir} already holds a training run; pass --resume to continue "
+                          "it or choose a new output directory")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.seed)
+    precision = choose_precision(cfg.precision)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state = {"epoch": 0, "best_val_loss": math.inf, "best_epoch": 0, "bad_epochs": 0,
+             "stopped_early": False}
+    if resume and last_json.exists():
+        state = load_training_state(run_dir, model, optimizer)
+    history = read_log(log_path, state["epoch"])
+    atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in history))
+    meta = {**(meta or {}), "train_config": asdict(cfg), "precision": precision,
+            "environment": environment(), "class_names": class_names}
+
+    start_epoch = state["epoch"] + 1
+    columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn(
+        "{task.description}"), TimeRemainingColumn())
+    with Progress(*columns, disable=not show_progress, transient=True) as progress:
+        for epoch in range(start_epoch, cfg.epochs + 1):
+            if state["stopped_early"]:
+                break
+            if hasattr(train_set, "set_epoch"):
+                train_set.set_epoch(epoch)
+            loader = DataLoader(
+                train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=False,
+                num_workers=cfg.num_workers,
+                generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch),
+            )
+            task = progress.add_task("", total=len(train_set), epoch=epoch)
+            t0 = time.perf_counter()
+            train_loss = _train_epoch(model, loader, optimizer, cfg, precision, progress, task)
+            train_time = time.perf_counter() - t0
+            progress.remove_task(task)
+            probs, labels, val_loss = predict_proba(model, val_set, precision, cfg.batch_size)
+            val = classification_metrics(labels, probs, class_names, positive)
+            improved = val_loss < state["best_val_loss"]
+            state.update(epoch=epoch, bad_epochs=0 if improved else state["bad_epochs"] + 1)
+            if improved:
+                state.update(best_val_loss=val_loss, best_epoch=epoch)
+            state["stopped_early"] = state["bad_epochs"] >= cfg.patience
+            row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                   "val_accuracy": val["accuracy"], "val_f1": val["f1"],
+                   "lr": optimizer.param_groups[0]["lr"], "train_seconds": round(train_time, 3),
+                   "train_samples_per_s": round(len(train_set) / max(train_time, 1e-9), 1)}
+            if improved:
+                save_model(run_dir / MODEL_STEM, model,
+                           {**meta, "epoch": epoch, "val_loss": val_loss, "val_metrics": val})
+            save_training_state(run_dir, model, optimizer, state)
+            history.append(row)
+            with log_path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            if show_progress:
+                progress.console.print(
+                    f"epoch {epoch:3d}  train {train_loss:.4f}  val {val_loss:.4f}  "
+                    f"acc {val['accuracy']:.3f}  f1 {val['f1']:.3f}" + ("  *" if improved else "")
+                )
+    return FitResult(run_dir, state["best_epoch"], state["best_val_loss"], state["epoch"],
+                     state["stopped_early"], precision, history)

@@ -1,0 +1,52 @@
+"""Building blocks with no task knowledge: conv/norm/pool by ``dims``, attention, KAN, blocks."""
+
+from .attention import (
+    ChannelAttention,
+    DualAttention,
+    SpatialAttention,
+    SqueezeExcite,
+    attention_kinds,
+    create_attn,
+    register_attn,
+)
+from .blocks import BasicBlock, Bottleneck, drop_path
+from .conv import (
+    adaptive_avg_pool_nd,
+    adaptive_max_pool_nd,
+    avg_pool_nd,
+    check_dims,
+    conv_nd,
+    create_act,
+    max_pool_nd,
+    norm_nd,
+)
+from .heads import HEAD_KINDS, CosineLinear, create_head
+from .kan import KAN, KANLinear, bspline_basis, uniform_knots
+
+__all__ = [
+    "HEAD_KINDS",
+    "KAN",
+    "BasicBlock",
+    "Bottleneck",
+    "ChannelAttention",
+    "CosineLinear",
+    "DualAttention",
+    "KANLinear",
+    "SpatialAttention",
+    "SqueezeExcite",
+    "adaptive_avg_pool_nd",
+    "adaptive_max_pool_nd",
+    "attention_kinds",
+    "avg_pool_nd",
+    "bspline_basis",
+    "check_dims",
+    "conv_nd",
+    "create_act",
+    "create_attn",
+    "create_head",
+    "drop_path",
+    "max_pool_nd",
+    "norm_nd",
+    "register_attn",
+    "uniform_knots",
+]

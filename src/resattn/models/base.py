@@ -1,0 +1,52 @@
+"""The surface every resattn classifier shares (as timm's): features, head, swappable classifier."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..layers import adaptive_avg_pool_nd, create_head
+
+
+class Classifier(nn.Module):
+    """Base class: a subclass builds its trunk, sets ``num_features``, then calls ``_init_head``.
+
+    ``forward_features``: (B, C_in, *spatial) -> (B, num_features, *spatial') feature map
+    (what Grad-CAM, distillation and transfer learning hook into).
+    ``forward_head``: feature map -> (B, num_classes) logits, or pooled (B, num_features)
+    features with ``pre_logits=True``.
+    """
+
+    dims: int
+    num_features: int
+    num_classes: int
+
+    def _init_head(self, dims: int, num_features: int, num_classes: int, head: str = "linear",
+                   head_hidden: int = 64, drop_rate: float = 0.0) -> None:
+        self.dims, self.num_features = dims, num_features
+        self.head_kind, self.head_hidden, self.drop_rate = head, head_hidden, drop_rate
+        self.global_pool = adaptive_avg_pool_nd(dims)
+        self.reset_classifier(num_classes)
+
+    def reset_classifier(self, num_classes: int, head: str | None = None) -> None:
+        """Replace the classifier (new, randomly initialised) for ``num_classes`` outputs."""
+        self.head_kind = head or self.head_kind
+        self.num_classes = num_classes
+        self.head = create_head(
+            self.head_kind, self.num_features, num_classes, self.head_hidden, self.drop_rate
+        )
+        if getattr(self, "config", None) is not None:
+            self.config.update(num_classes=num_classes, head=self.head_kind)
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.global_pool(x).flatten(1)  # (B, num_features)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

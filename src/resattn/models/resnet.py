@@ -1,0 +1,139 @@
+"""ONE ResNet builder for 1-D signals and 2-D images; every named ResNet is a set of options.
+
+Layout (He et al. 2016): stem conv (k=7, stride 2) -> BN -> act -> max-pool (3, stride 2) ->
+four stages of residual blocks (stride 1, 2, 2, 2) -> global average pool -> head.
+For ResNetKAN1D on (B, 3, 5000): stem -> (B, 64, 2500), pool -> (B, 64, 1250), stages ->
+(B, 512, 157), pool -> (B, 512), KAN head -> (B, 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..layers import BasicBlock, Bottleneck, conv_nd, create_act, max_pool_nd, norm_nd
+from .base import Classifier
+from .registry import register_config
+
+BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
+DEPTHS: dict[int, tuple[str, tuple[int, ...]]] = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+
+
+class ResNet(Classifier):
+    """Residual network; ``dims`` 1 or 2, depth 18..152, attention in every block, any head.
+
+    Args:
+        depth: 18/34 (basic blocks) or 50/101/152 (bottlenecks).
+        attn: attention kind in every residual block (``none``, ``se``, ``channel``, ``spatial``,
+            ``dual``).
+        head: ``linear``, ``mlp``, ``kan`` or ``normalized``; ``head_hidden`` is the hidden width
+            of ``mlp``/``kan``.
+        groups, base_width: grouped bottlenecks (ResNeXt 32x4d: 32, 4; Wide-ResNet-50-2: 1, 128).
+        act: ``relu`` or ``swish``. drop_rate: dropout before the classifier. drop_path_rate:
+            stochastic depth, rising linearly to this value over the blocks.
+    """
+
+    def __init__(
+        self,
+        depth: int = 18,
+        dims: int = 2,
+        in_chans: int = 3,
+        num_classes: int = 1000,
+        attn: str | None = "none",
+        head: str = "linear",
+        head_hidden: int = 64,
+        act: str = "relu",
+        widths: Sequence[int] = (64, 128, 256, 512),
+        stem_width: int = 64,
+        stem_kernel: int = 7,
+        kernel_size: int = 3,
+        groups: int = 1,
+        base_width: int = 64,
+        drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        zero_init_last: bool = True,
+    ) -> None:
+        super().__init__()
+        if depth not in DEPTHS:
+            raise ConfigError(f"ResNet depth must be one of {sorted(DEPTHS)}, got {depth}")
+        block_name, layers = DEPTHS[depth]
+        block = BLOCKS[block_name]
+        self.stem = nn.Sequential(
+            conv_nd(dims, in_chans, stem_width, stem_kernel, stride=2),
+            norm_nd(dims, stem_width),
+            create_act(act),
+            max_pool_nd(dims, 3, stride=2, padding=1),
+        )
+        n_blocks, done = sum(layers), 0
+        stages, chans = [], stem_width
+        for i, (width, count) in enumerate(zip(widths, layers, strict=True)):
+            blocks = []
+            for j in range(count):
+                blocks.append(block(
+                    dims, chans, width, stride=2 if (i > 0 and j == 0) else 1, attn=attn,
+                    act=act, kernel_size=kernel_size, groups=groups, base_width=base_width,
+                    drop_path_rate=drop_path_rate * done / max(n_blocks - 1, 1),
+                ))
+                chans, done = width * block.expansion, done + 1
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self._init_weights(zero_init_last)
+        self._init_head(dims, chans, num_classes, head, head_hidden, drop_rate)
+
+    def _init_weights(self, zero_init_last: bool) -> None:
+        for m in self.modules():
+            if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if zero_init_last:
+            for m in self.modules():
+                if isinstance(m, (BasicBlock, Bottleneck)):
+                    nn.init.zeros_(m.last_norm().weight)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.stem(x))
+
+
+_REF = "He et al. 2016, Deep residual learning for image recognition"
+_KAN1D = "Di 2025, ResNetKAN1D (seed 000)"
+
+for _depth in DEPTHS:
+    register_config(f"resnet{_depth}", ResNet, f"ResNet-{_depth}; options choose dims, attention "
+                    "and head", paper=_REF, depth=_depth)
+
+register_config(
+    "resnet18_1d", ResNet,
+    "1-D ResNet-18 with an MLP head for 3-component waveforms: the Table 2 baseline and the base "
+    "of every Table 3 ablation (set attn and head)",
+    supports=(1,), paper=_KAN1D, depth=18, dims=1, in_chans=3, num_classes=2, head="mlp",
+)
+register_config(
+    "resnetkan1d", ResNet,
+    "ResNetKAN1D: 1-D ResNet-18 with dual (channel + spatial) attention in every block and a "
+    "B-spline KAN head",
+    supports=(1,), paper=_KAN1D, depth=18, dims=1, in_chans=3, num_classes=2, attn="dual",
+    head="kan",
+)
+
+# Table 3 of ResNetKAN1D: each ablation is options of resnet18_1d, never a new class.
+ABLATIONS: dict[str, dict[str, str]] = {
+    "baseline (ResNet18 + MLP)": {"attn": "none", "head": "mlp"},
+    "+ channel attention": {"attn": "channel", "head": "mlp"},
+    "+ spatial attention": {"attn": "spatial", "head": "mlp"},
+    "dual attention only": {"attn": "dual", "head": "mlp"},
+    "dual attention + KAN (full)": {"attn": "dual", "head": "kan"},
+    "KAN only": {"attn": "none", "head": "kan"},
+    "remove CA from full": {"attn": "spatial", "head": "kan"},
+    "remove SA from full": {"attn": "channel", "head": "kan"},
+}
