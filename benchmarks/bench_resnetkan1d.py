@@ -2,6 +2,7 @@
 
     python benchmarks/bench_resnetkan1d.py [--out benchmarks/results/resnetkan1d.json]
                                            [--batches N] [--warmup W] [--threads T]
+                                           [--wait-idle SECONDS]
 
 Measures ``create_model("resnetkan1d")`` at batch 64 on 3 x 5000 inputs (the paper's setting):
 
@@ -14,9 +15,16 @@ as skipped with the reason (bf16 emulation on AVX2 is many times slower than fp3
 
 Warm-up batches are excluded; each figure is the median over ``--batches`` timed batches. fp32 and
 bf16 batches are timed alternately, so both see the same machine load and their ratio is a
-side-by-side comparison from the same run. The JSON (written atomically) records the CPU, torch
-version, threads, load average and CPU utilisation of the process, ``calibrate_bf16()`` and the
-precision ``choose_precision("auto")`` picks.
+side-by-side comparison from the same run.
+
+On a shared machine other processes (even ones in other containers, invisible to ``ps``) steal
+the cores and make 2-thread OpenMP kernels several times slower. For every batch the script
+therefore records the share of the CPUs other processes used meanwhile (from /proc/stat) and
+also reports the median over "quiet" batches (others < 10 %); ``--wait-idle S`` waits up to S
+seconds per mode for quiet before timed batches.
+
+The JSON (written atomically) records the CPU, torch version, threads, load average,
+``calibrate_bf16()`` and the precision ``choose_precision("auto")`` picks.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from resattn.engine.provenance import environment
 MODEL = "resnetkan1d"
 BF16_CAPABLE = ("AVX512", "AMX")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "resnetkan1d.json"
+QUIET = 0.10  # a batch is "quiet" when other processes used < 10 % of the CPUs meanwhile
 
 
 def cpu_flags() -> list[str]:
@@ -93,33 +102,84 @@ class Runner:
         return time.perf_counter() - start
 
 
+def system_busy_seconds() -> float | None:
+    """CPU seconds all processes on this machine have been busy (Linux /proc/stat), including
+    processes of other containers sharing the kernel that ``ps`` does not show."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    busy = sum(fields[:8]) - idle  # user nice system idle iowait irq softirq steal
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+class Timer:
+    """Wall time of one batch plus how much of the machine OTHER processes used meanwhile."""
+
+    def __enter__(self) -> Timer:
+        self.busy0, self.cpu0 = system_busy_seconds(), time.process_time()
+        self.wall0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall = time.perf_counter() - self.wall0
+        own = time.process_time() - self.cpu0
+        busy1 = system_busy_seconds()
+        self.others = (
+            None if busy1 is None or self.busy0 is None
+            else max(busy1 - self.busy0 - own, 0.0) / (self.wall * (os.cpu_count() or 1))
+        )
+
+
+def wait_until_quiet(budget: float, threshold: float) -> float:
+    """Sleep (up to ``budget`` s) until other processes use < ``threshold`` of the CPUs over
+    one second; returns the seconds waited."""
+    waited = 0.0
+    while waited < budget:
+        with Timer() as t:
+            time.sleep(1.0)
+        waited += t.wall
+        if t.others is None or t.others < threshold:
+            break
+    return waited
+
+
 def measure(kind: str, precisions: list[str], x: torch.Tensor, y: torch.Tensor, warmup: int,
-            batches: int) -> dict[str, dict]:
+            batches: int, wait_idle: float = 0.0, quiet: float = QUIET) -> dict[str, dict]:
     """Warm every precision up, then time them alternately, batch by batch."""
     runners = [Runner(kind, p, x, y) for p in precisions]
     for runner in runners:
         for _ in range(warmup):
             runner.step()
-    wall0, cpu0 = time.perf_counter(), time.process_time()
+    records: dict[str, list[tuple[float, float | None]]] = {p: [] for p in precisions}
+    waited = 0.0
     for _ in range(batches):
         for runner in runners:
-            runner.times.append(runner.step())
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            if wait_idle > waited:
+                waited += wait_until_quiet(wait_idle - waited, quiet)
+            with Timer() as t:
+                runner.step()
+            records[runner.precision].append((t.wall, t.others))
     batch = x.shape[0]
     out = {}
-    for runner in runners:
-        median = statistics.median(runner.times)
-        out[runner.precision] = {
+    for precision, rows in records.items():
+        times = [w for w, _ in rows]
+        calm = [w for w, o in rows if o is not None and o < quiet]
+        median = statistics.median(times)
+        out[precision] = {
             "samples_per_s": round(batch / median, 2),
             "median_batch_seconds": round(median, 4),
-            "min_batch_seconds": round(min(runner.times), 4),
-            "max_batch_seconds": round(max(runner.times), 4),
-            "batch_seconds": [round(t, 4) for t in runner.times],
+            "min_batch_seconds": round(min(times), 4),
+            "max_batch_seconds": round(max(times), 4),
+            "batch_seconds": [round(w, 4) for w in times],
+            # Share of all CPUs used by OTHER processes during each batch (contention).
+            "other_processes_cpu_share": [None if o is None else round(o, 3) for _, o in rows],
+            "quiet_batches": len(calm),
+            "samples_per_s_quiet": round(batch / statistics.median(calm), 2) if calm else None,
+            "seconds_waited_for_quiet": round(waited, 1),
         }
-    # CPU seconds used / (wall seconds x threads): well below 1 means other processes competed.
-    utilisation = cpu / max(wall * torch.get_num_threads(), 1e-9)
-    for result in out.values():
-        result["cpu_utilisation"] = round(utilisation, 3)
     return out
 
 
@@ -131,6 +191,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--length", type=int, default=5000, help="samples per channel")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: as is)")
+    parser.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+                        help="per mode, wait up to this long in total for other processes to "
+                        "go quiet before timed batches (shared machines); default 0")
     args = parser.parse_args(argv)
     if args.batches < 1 or args.warmup < 0:
         parser.error("--batches must be >= 1 and --warmup >= 0")
@@ -145,12 +208,16 @@ def main(argv: list[str] | None = None) -> dict:
 
     skip = bf16_skip_reason()
     precisions = ["fp32"] if skip else ["fp32", "bf16"]
-    calibration = calibrate_bf16() if not skip else None
-    auto = choose_precision("auto")
+    # The calibration is a few milliseconds of work: contention skews it most of all.
+    if args.wait_idle and not skip:
+        wait_until_quiet(min(args.wait_idle, 60.0), QUIET)
+    with Timer() as calib_timer:
+        calibration = calibrate_bf16() if not skip else None
+        auto = choose_precision("auto")  # reuses the cached calibration
 
     results: dict[str, dict] = {}
     for kind in ("train", "infer"):
-        measured = measure(kind, precisions, x, y, args.warmup, args.batches)
+        measured = measure(kind, precisions, x, y, args.warmup, args.batches, args.wait_idle)
         for precision in ("fp32", "bf16"):
             results[f"{kind}_{precision}"] = measured.get(
                 precision, {"skipped": True, "reason": skip}
@@ -159,10 +226,11 @@ def main(argv: list[str] | None = None) -> dict:
     ratios = {}
     for kind in ("train", "infer"):
         fp32, bf16 = results[f"{kind}_fp32"], results[f"{kind}_bf16"]
-        ratios[f"{kind}_bf16_over_fp32"] = (
-            None if bf16.get("skipped")
-            else round(bf16["samples_per_s"] / fp32["samples_per_s"], 3)
-        )
+        for suffix, key in (("", "samples_per_s"), ("_quiet", "samples_per_s_quiet")):
+            ok = not bf16.get("skipped") and fp32.get(key) and bf16.get(key)
+            ratios[f"{kind}_bf16_over_fp32{suffix}"] = (
+                round(bf16[key] / fp32[key], 3) if ok else None
+            )
 
     report = {
         "benchmark": "resnetkan1d throughput",
@@ -173,11 +241,15 @@ def main(argv: list[str] | None = None) -> dict:
         "warmup_batches": args.warmup,
         "timed_batches": args.batches,
         "statistic": "median over timed batches; fp32 and bf16 batches timed alternately",
+        "quiet_threshold_other_cpu_share": QUIET,
         "cpu": {**cpu_info(), "flags": cpu_flags()},
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "interop_threads": torch.get_num_interop_threads(),
         "calibrate_bf16_speedup": None if calibration is None else round(calibration, 3),
+        "calibration_other_processes_cpu_share": (
+            None if calib_timer.others is None else round(calib_timer.others, 3)
+        ),
         "choose_precision_auto": auto,
         "results": results,
         "ratios": ratios,
@@ -198,13 +270,23 @@ def print_table(report: dict) -> None:
     cpu = report["cpu"]
     print(f"{report['model']} {tuple(report['input'])}  |  {cpu['cpu_model']} "
           f"({cpu['cpu_capability']}, {report['threads']} threads)  |  torch {report['torch']}")
-    print(f"{'mode':<8}{'fp32 samples/s':>16}{'bf16 samples/s':>16}{'bf16/fp32':>11}")
+    print(f"{'mode':<14}{'fp32 samples/s':>16}{'bf16 samples/s':>16}{'bf16/fp32':>11}"
+          f"{'quiet fp32/bf16':>17}")
+
+    def fmt(value: float | None, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
     for kind in ("train", "infer"):
         fp32, bf16 = report["results"][f"{kind}_fp32"], report["results"][f"{kind}_bf16"]
-        bf16_text = "skipped" if bf16.get("skipped") else f"{bf16['samples_per_s']:.1f}"
-        ratio = report["ratios"][f"{kind}_bf16_over_fp32"]
-        ratio_text = "-" if ratio is None else f"{ratio:.2f}x"
-        print(f"{kind:<8}{fp32['samples_per_s']:>16.1f}{bf16_text:>16}{ratio_text:>11}")
+        for label, key, suffix in (("median", "samples_per_s", ""),
+                                   ("quiet median", "samples_per_s_quiet", "_quiet")):
+            bf16_text = "skipped" if bf16.get("skipped") else fmt(bf16.get(key), ".1f")
+            ratio = fmt(report["ratios"][f"{kind}_bf16_over_fp32{suffix}"], ".2f")
+            count = "/".join(
+                str(r["quiet_batches"]) for r in (fp32, bf16) if not r.get("skipped")
+            ) + f" of {len(fp32['batch_seconds'])}" if suffix else ""
+            print(f"{kind + ' ' + label:<14}{fmt(fp32.get(key), '.1f'):>16}{bf16_text:>16}"
+                  f"{ratio:>11}{count:>17}")
     calib = report["calibrate_bf16_speedup"]
     print(f"calibrate_bf16() speed-up: {'-' if calib is None else f'{calib:.2f}x'}; "
           f"choose_precision('auto') -> {report['choose_precision_auto']}; "

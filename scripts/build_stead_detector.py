@@ -17,11 +17,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from resattn.data import WaveformDataset, WaveformWindows
+from resattn.data import WaveformDataset
 from resattn.engine.checkpoint import atomic_write_text, load_model, read_json, save_model
 from resattn.engine.trainer import TrainConfig
 from resattn.report import markdown_table
-from resattn.tasks.waveforms import preprocessing, score, train_waveform_classifier
+from resattn.tasks.waveforms import (
+    eval_windows,
+    parse_band,
+    score,
+    train_waveform_classifier,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "src" / "resattn"
@@ -58,13 +63,19 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--precision", default="auto")
+    ap.add_argument("--bandpass", default="1,20", help="LOW,HIGH Hz or none")
+    ap.add_argument("--mix-noise", type=float, default=0.0)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--card-note", default="", help="Inspection notes for the model card.")
     args = ap.parse_args()
     split_by = ("group", "station")
     run = Path(args.run)
     summary = train_waveform_classifier(
         "resnetkan1d", args.data, run, epochs=args.epochs, window=args.window, seed=args.seed,
         resume=(run / "last.json").exists(), split_by=split_by,
-        config=TrainConfig(epochs=args.epochs, seed=args.seed, precision=args.precision),
+        config=TrainConfig(epochs=args.epochs, seed=args.seed, precision=args.precision,
+                           lr=args.lr),
+        band=parse_band(args.bandpass), mix_noise=args.mix_noise,
     )
     model, meta = load_model(run)
     stem = PKG / "weights" / NAME
@@ -72,7 +83,7 @@ def main() -> None:
         "name": NAME, "version": "1.0",
         "description": "Earthquake-vs-noise detector for 3-component 100 Hz waveforms "
                        "(ResNetKAN1D, dual attention + KAN head).",
-        "task": meta["task"], "preprocessing": preprocessing(summary["window"]),
+        "task": meta["task"], "preprocessing": meta["preprocessing"],
         "class_names": meta["class_names"], "data": meta["data"],
         "train_config": meta["train_config"], "best_epoch": meta["epoch"],
         "environment": meta["environment"], "license": "MIT (weights); training data: see "
@@ -86,11 +97,15 @@ def main() -> None:
     split = read_json(run / "split.json")
     names = dataset.metadata["trace_name"].astype(str)
     rows = {k: np.flatnonzero(names.isin(split[k]).to_numpy()) for k in ("val", "test")}
-    metrics = {}
+    metrics, errors = {}, []
     for part, idx in rows.items():
-        windows = WaveformWindows(dataset.subset(idx), summary["window"], train=False)
+        windows = eval_windows(dataset.subset(idx), meta)
         m = score(shipped, windows)
-        m.pop("probabilities")
+        probs = np.array(m.pop("probabilities"))
+        labels = dataset.labels[idx]
+        for j in np.flatnonzero((probs >= 0.5) != labels):
+            errors.append(f"{part}: `{names.iat[idx[j]]}` (true {meta['class_names'][labels[j]]},"
+                          f" p(earthquake) = {probs[j]:.3f})")
         metrics[part] = m
         stations = dataset.metadata.iloc[idx]["station"].nunique()
         metrics[part]["n_stations"] = int(stations)
@@ -109,6 +124,9 @@ def main() -> None:
         "sizes": meta["data"]["split_sizes"], "epoch": meta["epoch"],
         "cpu": meta["environment"]["cpu_model"], "precision": meta["precision"],
         "confusion": metrics["test"]["confusion"], "stations": metrics["test"]["n_stations"],
+        "band": meta["preprocessing"]["bandpass_hz"],
+        "errors": "\n".join(f"- {e}" for e in errors) or "- none",
+        "note": args.card_note,
     }))
     print(table)
 
@@ -119,8 +137,10 @@ MODEL_CARD = """# Model card: stead-detector
 B-spline KAN head: grid 5, order 3, range [-1, 1]) classifying a {window}-sample (20 s at 100 Hz)
 3-component window as earthquake (1) or noise (0). Weights stored as float16 (upcast on load).
 
-**Input contract**: channels E, N, Z; 100 Hz; each channel standardised (zero mean, unit std)
-over the window; evaluation window puts the P pick at 25 % of the window if known, else centred.
+**Input contract**: channels E, N, Z; 100 Hz; each trace linearly detrended and band-passed
+{band} Hz (4th-order zero-phase Butterworth), then each channel standardised (zero mean, unit
+std) over the window; evaluation window puts the P pick at 25 % of the window if known, else
+centred.
 `resattn evaluate --model stead-detector --data DIR` does all of this.
 
 **Training data**: the {n} real traces of `shared/data/seismic` (STEAD, and NCEDC records
@@ -137,6 +157,11 @@ epoch {epoch}; trained in {precision} on {cpu}.
 Test confusion matrix (rows true, columns predicted; noise, earthquake): {confusion};
 {stations} stations, none seen in training. The test split is small, so a single
 error moves accuracy by about 3 points. The test traces ship as the demo sample.
+
+Misclassified traces (validation and test):
+{errors}
+
+{note}
 
 **Limitations**: a small training set (~260 traces) with high SNR (median ~24 dB); noise windows
 are pre-event noise from the same records; mixed velocity and acceleration sensors in raw counts.

@@ -186,7 +186,7 @@ def test_window_start_random_keeps_p_in_range() -> None:
     assert noise.min() >= 0 and noise.max() <= 4000 and noise.std() > 500
     # No start can keep P inside [5 %, 75 %] -> deterministic fallback.
     assert window_start(6000, 2000, 5999.0, rng) == window_start(6000, 2000, 5999.0)
-    with pytest.raises(DataError, match="pass pad=True"):
+    with pytest.raises(DataError, match="pad=True"):
         window_start(100, 200, None, name="tiny")
 
 

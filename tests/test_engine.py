@@ -28,6 +28,16 @@ from resattn.engine.precision import PRECISIONS, calibrate_bf16
 from resattn.errors import CheckpointError, ConfigError
 from resattn.eval.metrics import classification_metrics, cohen_kappa, confusion_matrix
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The tensors here are tiny: threads gain nothing, and on a shared 2-core machine two
+    OpenMP threads wait for each other's time slices (the suite ran 20x slower under load)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 # ------------------------------------------------------------------------------------ helpers
 
 
@@ -125,6 +135,15 @@ def test_float16_storage_loads_back_close(tmp_path: Path, kan_model, wave) -> No
         want, got = kan_model(wave), loaded(wave)
     assert not torch.equal(got, want)  # it really was rounded
     torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-2)
+
+
+def test_float16_storage_keeps_kan_grid_exact(tmp_path: Path, kan_model) -> None:
+    save_model(tmp_path / "half", kan_model, dtype=torch.float16)
+    loaded, _ = load_model(tmp_path / "half")
+    grids = [(k, v) for k, v in kan_model.state_dict().items() if k.endswith("knots")]
+    assert grids
+    for key, value in grids:
+        assert torch.equal(loaded.state_dict()[key], value), key
 
 
 def test_tampered_weights_raise_sha256_error(tmp_path: Path, kan_model) -> None:

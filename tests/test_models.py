@@ -3,6 +3,8 @@ parameter counts, the Table 3 ablations and clear errors."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -15,6 +17,16 @@ from resattn.models import ABLATIONS, ResNet, model_entry
 
 def _n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The tensors here are tiny: threads gain nothing, and on a shared 2-core machine two
+    OpenMP threads wait for each other's time slices (the suite ran 20x slower under load)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -92,12 +104,16 @@ def test_every_model_forward_backward_head(name: str, dims: int) -> None:
     torch.manual_seed(0)
     model = create_model(name, dims=dims, num_classes=3)
     assert model.config == {"model": name, "dims": dims, "num_classes": 3}
-    x = torch.randn(2, 3, 1024) if dims == 1 else torch.randn(2, 3, 64, 64)
+    chans = getattr(model, "in_chans", model_entry(name).defaults.get("in_chans", 3))
+    size = (1024,) if dims == 1 else (64, 64)
+    # One tensor per input (M-MFFnet has two, with in_chans per modality).
+    inputs = tuple(torch.randn(2, c, *size) for c in (chans if isinstance(chans, tuple)
+                                                        else (chans,)))
 
     depth = model_entry(name).defaults.get("depth") or 0
     if depth < SLOW_BACKWARD_DEPTH:
         model.train()
-        out = model(x)
+        out = model(*inputs)
         assert out.shape == (2, 3)
         out.square().sum().backward()
         grads = [p.grad for p in model.parameters() if p.requires_grad]
@@ -107,18 +123,19 @@ def test_every_model_forward_backward_head(name: str, dims: int) -> None:
 
     model.eval()
     with torch.no_grad():
-        logits = model(x)
+        logits = model(*inputs)
         assert logits.shape == (2, 3) and torch.isfinite(logits).all()
-        feats = model.forward_features(x)
+        feats = model.forward_features(*inputs)
         assert feats.dim() == 2 + dims and feats.shape[:2] == (2, model.num_features)
         torch.testing.assert_close(model.forward_head(feats), logits)
-        assert model.forward_head(feats, pre_logits=True).shape == (2, model.num_features)
+        hidden = getattr(model, "head_hidden_size", model.num_features)
+        assert model.forward_head(feats, pre_logits=True).shape == (2, hidden)
 
         model.reset_classifier(5)
         model.eval()
-        assert model(x).shape == (2, 5)
+        assert model(*inputs).shape == (2, 5)
         assert model.num_classes == 5 and model.config["num_classes"] == 5
-        torch.testing.assert_close(model.forward_features(x), feats)  # trunk untouched
+        torch.testing.assert_close(model.forward_features(*inputs), feats)  # trunk untouched
 
 
 def test_reset_classifier_can_change_head_kind() -> None:
@@ -144,6 +161,10 @@ def test_reset_classifier_can_change_head_kind() -> None:
         ("resnet152", {}, 60_192_808),
         ("resnet50", {"groups": 32, "base_width": 4}, 25_028_904),  # ResNeXt-50 32x4d
         ("resnet50", {"base_width": 128}, 68_883_240),  # Wide-ResNet-50-2
+        ("resnext50_32x4d", {}, 25_028_904),
+        ("wide_resnet50_2", {}, 68_883_240),
+        ("swish_resnet50", {}, 25_557_032),  # activation has no parameters
+        ("deep_resnet50", {}, 44_549_160),
     ],
 )
 def test_reference_parameter_counts(name: str, options: dict, expected: int) -> None:
@@ -231,3 +252,39 @@ def test_invalid_option_values_are_config_errors() -> None:
         create_model("resnet18_1d", attn="cbam")
     with pytest.raises(ConfigError, match="head"):
         create_model("resnet18_1d", head="svm")
+
+
+def test_se_resnet50_matches_reference_within_half_percent() -> None:
+    with torch.device("meta"):
+        model = create_model("se_resnet50")
+    assert abs(_n_params(model) - 28.09e6) / 28.09e6 < 0.005
+
+
+def test_distilled_student_is_smaller_resnet50() -> None:
+    with torch.device("meta"):
+        student, teacher = create_model("distilled_resnet50"), create_model("resnet50")
+    assert _n_params(student) < 0.3 * _n_params(teacher)
+    assert student.config["model"] == "distilled_resnet50"
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_every_attention_kind_in_every_block_type(dims: int) -> None:
+    from resattn.layers import BasicBlock, Bottleneck, DenseBlock, attention_kinds
+
+    size = (32,) if dims == 1 else (8, 8)
+    for kind in attention_kinds():
+        for block in (BasicBlock, Bottleneck):
+            layer = block(dims, 16, 8, stride=2, attn=kind)
+            out = layer(torch.randn(2, 16, *size))
+            assert out.shape == (2, 8 * block.expansion, *(s // 2 for s in size)), (kind, block)
+        dense = DenseBlock(dims, 16, num_layers=2, growth_rate=4, attn=kind)
+        assert dense(torch.randn(2, 16, *size)).shape == (2, 24, *size), kind
+
+
+def test_models_list_json_names_description_and_seed() -> None:
+    from conftest import run_cli
+
+    listed = json.loads(run_cli("models", "list", "--format", "json").stdout)["models"]
+    assert {m["name"] for m in listed} == set(list_models())
+    for m in listed:
+        assert m["description"] and m["seeds"], m

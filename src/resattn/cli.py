@@ -6,6 +6,7 @@ A user's mistake (bad path, bad file, wrong option) ends in one ``error:`` line 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from enum import Enum
 from pathlib import Path
@@ -84,11 +85,16 @@ def train(
                                                        "name, run dir or checkpoint).")] = None,
     option: Annotated[list[str] | None, typer.Option(
         help="Model option key=value, repeatable (e.g. attn=channel, head=mlp).")] = None,
+    bandpass: Annotated[str | None, typer.Option(
+        help="Band-pass LOW,HIGH in Hz before windowing (e.g. 1,20); default none, as the "
+             "paper.")] = None,
+    mix_noise: Annotated[float, typer.Option(
+        help="Probability of adding a random noise window to a training item.")] = 0.0,
     quiet: Annotated[bool, typer.Option(help="No progress output.")] = False,
 ) -> None:
     """Train a waveform classifier (earthquake vs noise) with a grouped 8:1:1 split."""
     from .engine.trainer import TrainConfig
-    from .tasks.waveforms import train_waveform_classifier
+    from .tasks.waveforms import parse_band, train_waveform_classifier
 
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       patience=patience, precision=precision.value, seed=seed)
@@ -96,7 +102,7 @@ def train(
         model, data, out, epochs=epochs, window=window, seed=seed, resume=resume, pad=pad,
         split_by=tuple(s.strip() for s in split_by.split(",") if s.strip()),
         model_options=_parse_options(option), init_from=init_from, config=cfg,
-        show_progress=not quiet,
+        show_progress=not quiet, band=parse_band(bandpass), mix_noise=mix_noise,
     )
     test = summary["test"]
     console.print(
@@ -137,7 +143,7 @@ def evaluate(
                     for k in ("accuracy", "precision", "recall", "f1", "kappa", "log_loss")))
     Console().print(table)
     cm = metrics["confusion"]
-    Console().print(f"confusion [true][pred] (noise, earthquake): {cm}")
+    Console().print(f"confusion [true][pred] (noise, earthquake): {cm}", markup=False)
     del names, probs
 
 
@@ -152,6 +158,7 @@ def models_list(
     from .pretrained import list_pretrained, pretrained_card
 
     rows = [{"name": n, "dims": list(model_entry(n).dims), "paper": model_entry(n).paper,
+             "seeds": sorted(set(re.findall(r"\b00[0-4]\b", model_entry(n).paper))),
              "description": model_entry(n).description} for n in list_models(pattern)]
     shipped = [{"name": n, "model": pretrained_card(n)["config"]["model"]}
                for n in list_pretrained()]

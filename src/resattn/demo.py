@@ -11,13 +11,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import WaveformDataset, WaveformWindows
+from .data import WaveformDataset
 from .engine.checkpoint import atomic_write_text
 from .engine.provenance import environment
 from .engine.trainer import TrainConfig, read_log
 from .pretrained import pretrained_card
 from .report import fmt, markdown_table, save_figure
-from .tasks.waveforms import evaluate_waveform_classifier, train_waveform_classifier
+from .tasks.waveforms import (
+    eval_windows,
+    evaluate_waveform_classifier,
+    train_waveform_classifier,
+)
 
 DETECTOR = "stead-detector"
 PAPER_TABLE2 = {"accuracy": 0.961, "precision": 0.95, "recall": 0.96, "f1": 0.955}
@@ -28,14 +32,15 @@ def sample_path() -> Path:
     return Path(str(resources.files("resattn") / "sample" / "seismic"))
 
 
-def _plot_examples(data: Path, window: int, probs: list[float], path: Path, n: int = 4) -> Path:
+def _plot_examples(data: Path, meta: dict, probs: list[float], path: Path, n: int = 4) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     dataset = WaveformDataset.from_path(data)
-    windows = WaveformWindows(dataset, window, train=False)
+    windows = eval_windows(dataset, meta)
+    window = windows.window
     labels = dataset.labels
     picks = [*np.flatnonzero(labels == 1)[: n // 2], *np.flatnonzero(labels == 0)[: n // 2]]
     fig, axes = plt.subplots(len(picks), 1, figsize=(9, 1.8 * len(picks)), sharex=True)
@@ -60,7 +65,7 @@ def run_demo(out: str | Path = "resattn-demo", epochs: int = 3, seed: int = 0) -
     card = pretrained_card(DETECTOR)
     shipped = evaluate_waveform_classifier(DETECTOR, data)
     window = shipped["window"]
-    figure = _plot_examples(data, window, shipped["probabilities"], out / "examples.png")
+    figure = _plot_examples(data, card, shipped["probabilities"], out / "examples.png")
 
     run = out / "finetune"
     tune = train_waveform_classifier(

@@ -49,8 +49,8 @@ def _short_trace_error(name: str | None, n_samples: int, window: int) -> DataErr
     trace = f"trace {name!r}" if name is not None else "a trace"
     return DataError(
         f"{trace} has {n_samples} samples, shorter than the window of {window} samples; "
-        f"pass pad=True to zero-pad short traces (the padding can leak the label when one class "
-        f"is shorter) or use a window of at most {n_samples} samples"
+        f"pass --pad (pad=True) to zero-pad short traces (the padding can leak the label when "
+        f"one class is shorter) or use a window of at most {n_samples} samples"
     )
 
 

@@ -36,6 +36,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results and shipped files are for reading
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -102,9 +103,12 @@ def _read_pair(stem: Path) -> tuple[dict[str, torch.Tensor], dict]:
 
 def save_model(stem: Path, model: nn.Module, meta: dict | None = None,
                dtype: torch.dtype | None = None) -> dict:
-    """Write ``<stem>.safetensors`` + ``<stem>.json``; ``dtype`` (e.g. float16) shrinks floats."""
+    """Write ``<stem>.safetensors`` + ``<stem>.json``; ``dtype`` (e.g. float16) shrinks the
+    learned parameters only: buffers (batch-norm statistics, the fixed KAN grid) keep their
+    precision, since rounding a spline grid moves every basis function."""
+    params = {name for name, _ in model.named_parameters()}
     tensors = {
-        k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v)
+        k: (v.to(dtype) if dtype is not None and k in params else v)
         for k, v in model.state_dict().items()
     }
     return _write_pair(Path(stem), tensors, {**(meta or {}), "config": model.config})

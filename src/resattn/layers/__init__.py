@@ -20,6 +20,8 @@ from .conv import (
     max_pool_nd,
     norm_nd,
 )
+from .dense import DenseBlock, DenseLayer, Transition, xavier_init_
+from .fpn import FeaturePyramid
 from .heads import HEAD_KINDS, CosineLinear, create_head
 from .kan import KAN, KANLinear, bspline_basis, uniform_knots
 
@@ -30,10 +32,14 @@ __all__ = [
     "Bottleneck",
     "ChannelAttention",
     "CosineLinear",
+    "DenseBlock",
+    "DenseLayer",
     "DualAttention",
+    "FeaturePyramid",
     "KANLinear",
     "SpatialAttention",
     "SqueezeExcite",
+    "Transition",
     "adaptive_avg_pool_nd",
     "adaptive_max_pool_nd",
     "attention_kinds",
@@ -49,4 +55,5 @@ __all__ = [
     "norm_nd",
     "register_attn",
     "uniform_knots",
+    "xavier_init_",
 ]

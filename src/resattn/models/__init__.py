@@ -1,16 +1,29 @@
 """Model registry and builders. Importing this package registers every model."""
 
-from . import baselines, resnet  # noqa: F401  (registration side effects)
+from . import arn_cnn, baselines, densenet1d, fusion, resnet  # noqa: F401  (registration)
+from .arn_cnn import ARN_ABLATIONS, ARNCNN, ARNAttention, HiddenHeadClassifier
 from .base import Classifier
+from .densenet1d import DenseClassifier, DenseNet1D, fuse_features
+from .fusion import FPNResNet, HFFSENet, MMFFNet
 from .registry import ModelEntry, create_model, list_models, model_entry, register_model
 from .resnet import ABLATIONS, ResNet
 
 __all__ = [
     "ABLATIONS",
+    "ARNCNN",
+    "ARN_ABLATIONS",
+    "ARNAttention",
     "Classifier",
+    "DenseClassifier",
+    "DenseNet1D",
+    "FPNResNet",
+    "HFFSENet",
+    "HiddenHeadClassifier",
+    "MMFFNet",
     "ModelEntry",
     "ResNet",
     "create_model",
+    "fuse_features",
     "list_models",
     "model_entry",
     "register_model",

@@ -105,12 +105,31 @@ class ResNet(Classifier):
         return self.stages(self.stem(x))
 
 
-_REF = "He et al. 2016, Deep residual learning for image recognition"
+_REF = ("He et al. 2016 (ResNet); the backbone of seeds 000 (1-D ResNet-18), 001 (ResNet-50) "
+        "and 002 (ResNet-18, facial expressions)")
 _KAN1D = "Di 2025, ResNetKAN1D (seed 000)"
 
 for _depth in DEPTHS:
     register_config(f"resnet{_depth}", ResNet, f"ResNet-{_depth}; options choose dims, attention "
                     "and head", paper=_REF, depth=_depth)
+
+_REVIEW = "ResNet-50 optimisation review (seed 001)"
+for _name, _description, _options in [
+    ("se_resnet50", "SE-ResNet50: squeeze-and-excitation in every bottleneck", {"attn": "se"}),
+    ("resnext50_32x4d", "ResNeXt50 32x4d: grouped bottlenecks (32 groups of width 4)",
+     {"groups": 32, "base_width": 4}),
+    ("wide_resnet50_2", "Wide-ResNet50-2: bottlenecks twice as wide", {"base_width": 128}),
+    ("swish_resnet50", "Swish-ResNet50: SiLU (swish) instead of ReLU everywhere",
+     {"act": "swish"}),
+    ("dropout_resnet50", "Dropout-ResNet50: dropout 0.5 before the classifier and stochastic "
+     "depth 0.05 over the residual blocks", {"drop_rate": 0.5, "drop_path_rate": 0.05}),
+    ("deep_resnet50", "Deep-ResNet50: ResNet-50 extended in depth to 101 layers "
+     "(same as resnet101)", {"depth": 101}),
+    ("distilled_resnet50", "Distilled-ResNet50 student: ResNet-50 layout at half width "
+     "(about a quarter of the parameters), to train from a resnet50 teacher",
+     {"widths": (32, 64, 128, 256), "stem_width": 32}),
+]:
+    register_config(_name, ResNet, _description, paper=_REVIEW, **{"depth": 50, **_options})
 
 register_config(
     "resnet18_1d", ResNet,

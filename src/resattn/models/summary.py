@@ -58,11 +58,14 @@ def summarize(model: nn.Module, input_shape: Sequence[int]) -> dict:
             hooks.append(module.register_forward_hook(hook(name)))
             if any(module.children()):
                 skip.add(name)
+    # A two-input model (M-MFFnet: num_inputs 2, in_chans per modality) gets one tensor each.
+    chans = model.in_chans if getattr(model, "num_inputs", 1) > 1 else (input_shape[0],)
+    inputs = [torch.zeros(1, c, *input_shape[1:]) for c in chans]
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            out = model(torch.zeros(1, *input_shape))
+            out = model(*inputs)
     finally:
         for h in hooks:
             h.remove()

@@ -56,6 +56,17 @@ def preprocessing(window: int, band: tuple[float, float] | None = None,
     }
 
 
+def parse_band(text: str | None) -> tuple[float, float] | None:
+    """``"1,20"`` -> (1.0, 20.0); ``None`` or ``"none"`` -> no band-pass."""
+    if text is None or text.lower() == "none":
+        return None
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--bandpass expects LOW,HIGH in Hz (e.g. 1,20), got {text!r}") from None
+    return low, high
+
+
 def split_indices(dataset: WaveformDataset, seed: int = 0,
                   fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
                   by: tuple[str, ...] = ("group",)) -> dict[str, np.ndarray]:
@@ -88,28 +99,37 @@ def train_waveform_classifier(
     show_progress: bool = True,
     band: tuple[float, float] | None = None,
     mix_noise: float = 0.0,
+    split_seed: int | None = None,
 ) -> dict:
     """Train ``model`` (a registered name) on a STEAD-layout folder; returns a summary dict
     with the test-split metrics of the best epoch. ``init_from`` (shipped name, run dir or
-    checkpoint) starts from trained weights (fine-tuning) instead of a random initialisation."""
+    checkpoint) starts from trained weights (fine-tuning) instead of a random initialisation,
+    with their window and band-pass unless given. ``band`` = (low, high) Hz band-pass;
+    ``mix_noise`` = probability of the noise-mixing augmentation (see ``WaveformWindows``).
+    ``split_seed`` (default: ``seed``) fixes the split while ``seed`` varies initialisation."""
     out = Path(out)
     dataset = WaveformDataset.from_path(data)
+    if init_from:  # fine-tuning keeps the preprocessing the weights were trained with
+        net, init_meta = load_any(init_from)
+        net.train()
+        prep = init_meta.get("preprocessing") or {}
+        window = window or prep.get("window_samples")
+        band = band or (tuple(prep["bandpass_hz"]) if prep.get("bandpass_hz") else None)
+    else:
+        net = create_model(model, **{"in_chans": 3, "num_classes": 2, **(model_options or {})})
     window = window or auto_window(dataset.lengths())
     check_windows(dataset, window, pad)
-    parts = split_indices(dataset, seed, by=split_by)
+    split_seed = seed if split_seed is None else split_seed
+    parts = split_indices(dataset, split_seed, by=split_by)
     if min(len(v) for v in parts.values()) == 0:
         raise ConfigError(f"{data}: too few record groups ({len(dataset)} traces) to make "
                           "non-empty train/validation/test parts")
     cfg = config or TrainConfig(epochs=epochs, seed=seed)
     cfg.epochs, cfg.seed = epochs, seed
-    if init_from:
-        net, _ = load_any(init_from)
-        net.train()
-    else:
-        net = create_model(model, **{"in_chans": 3, "num_classes": 2, **(model_options or {})})
     split_record = {k: _names(dataset, v) for k, v in parts.items()}
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "split.json", {"seed": seed, "by": list(split_by), **split_record})
+    split_record = {"seed": split_seed, "by": list(split_by), **split_record}
+    atomic_write_json(out / "split.json", split_record)
     meta = {
         "task": "waveform-classification",
         "preprocessing": preprocessing(window, band, mix_noise),
@@ -134,6 +154,16 @@ def train_waveform_classifier(
     return summary
 
 
+def eval_windows(dataset: WaveformDataset, meta: dict, window: int | None = None,
+                 pad: bool = False) -> WaveformWindows:
+    """Deterministic windows of ``dataset`` preprocessed as the model in ``meta`` expects."""
+    prep = meta.get("preprocessing") or {}
+    window = window or prep.get("window_samples") or PAPER_WINDOW
+    check_windows(dataset, window, pad)
+    band = tuple(prep["bandpass_hz"]) if prep.get("bandpass_hz") else None
+    return WaveformWindows(dataset, window, train=False, pad=pad, band=band)
+
+
 def score(model: nn.Module, windows: WaveformWindows, precision: str = "fp32",
           batch_size: int = 64) -> dict:
     """Metrics of ``model`` on deterministic windows (earthquake = positive class)."""
@@ -153,12 +183,9 @@ def evaluate_waveform_classifier(
 ) -> dict:
     """Score a shipped model, run directory or checkpoint on every trace of a STEAD folder."""
     net, meta = load_any(model)
-    prep = meta.get("preprocessing") or {}
-    window = window or prep.get("window_samples") or PAPER_WINDOW
     dataset = WaveformDataset.from_path(data)
-    check_windows(dataset, window, pad)
-    windows = WaveformWindows(dataset, window, train=False, pad=pad,
-                              band=tuple(prep["bandpass_hz"]) if prep.get("bandpass_hz") else None)
+    windows = eval_windows(dataset, meta, window, pad)
+    window = windows.window
     metrics = score(net, windows, choose_precision(precision), batch_size)
     metrics["trace_names"] = dataset.metadata["trace_name"].astype(str).tolist()
     metrics.update(model=str(model), data=str(data), window=window)
