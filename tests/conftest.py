@@ -10,9 +10,21 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_SEISMIC = REPO.parent / "shared" / "data" / "seismic"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The tensors in tests are tiny: threads gain nothing, and on a shared 2-core machine two
+    OpenMP threads wait for each other's time slices (the suite ran 20x slower under load).
+    The CLI tests run in subprocesses and keep torch's default."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

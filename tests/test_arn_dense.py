@@ -30,15 +30,6 @@ ARN_CONV_TABLE = [
 ARN_DENSE_TABLE = [(256, 800256), (6, 1542)]  # dense, dense_1
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors on a shared 2-core machine: one thread avoids OpenMP contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def arn_mod() -> ModuleType:
     """resattn.models.arn_cnn, imported (which registers arn_cnn and the "arn" attention) when

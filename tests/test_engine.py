@@ -28,16 +28,6 @@ from resattn.engine.precision import PRECISIONS, calibrate_bf16
 from resattn.errors import CheckpointError, ConfigError
 from resattn.eval.metrics import classification_metrics, cohen_kappa, confusion_matrix
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tensors here are tiny: threads gain nothing, and on a shared 2-core machine two
-    OpenMP threads wait for each other's time slices (the suite ran 20x slower under load)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 # ------------------------------------------------------------------------------------ helpers
 
 

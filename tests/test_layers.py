@@ -35,16 +35,6 @@ REF_KNOTS = [-1.0 + (j - ORDER) * H for j in range(GRID + 2 * ORDER + 1)]
 N_BASIS = GRID + ORDER
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tensors here are tiny: threads gain nothing, and on a shared 2-core machine two
-    OpenMP threads wait for each other's time slices (the suite ran 20x slower under load)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def cox_de_boor(i: int, p: int, t: float, knots: list[float]) -> float:
     """Textbook B-spline N_{i,p}(t): half-open indicator at p = 0, recursion with 0/0 := 0."""
     if p == 0:

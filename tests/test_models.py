@@ -19,16 +19,6 @@ def _n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tensors here are tiny: threads gain nothing, and on a shared 2-core machine two
-    OpenMP threads wait for each other's time slices (the suite ran 20x slower under load)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def resnetkan1d() -> nn.Module:
     torch.manual_seed(0)

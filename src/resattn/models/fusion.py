@@ -17,7 +17,7 @@ models start from random initialisation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +28,7 @@ from ..layers import conv_nd, norm_nd
 from ..layers.fpn import FeaturePyramid
 from .base import Classifier
 from .registry import register_config
-from .resnet import BLOCKS, DEPTHS, ResNet
+from .resnet import ResNet
 
 _REVIEW = "ResNet-50 optimisation review (seed 001)"
 FPN_FUSIONS = ("concat", "sum")
@@ -38,28 +38,18 @@ HFF_GATES = ("pixel", "se")
 # --------------------------------------------------------------------------------- the trunk
 
 
+# ResNet options a fusion model passes through ``**trunk`` to its backbone(s), with their
+# defaults: the registry lists and validates them as the model's own options.
+TRUNK_OPTIONS = {
+    name: param.default for name, param in inspect.signature(ResNet).parameters.items()
+    if name in ("attn", "act", "widths", "stem_width", "stem_kernel", "kernel_size", "groups",
+                "base_width", "drop_path_rate", "zero_init_last")
+}
+
+
 def resnet_trunk(depth: int, dims: int, in_chans: int, **options) -> ResNet:
     """A ResNet without classifier (``num_classes=0``); use its ``stem`` and ``stages``."""
     return ResNet(depth=depth, dims=dims, in_chans=in_chans, num_classes=0, **options)
-
-
-def stage_channels(depth: int, widths: Sequence[int]) -> list[int]:
-    """Output channels of each stage of ``ResNet(depth, widths=widths)``: [256, 512, 1024, 2048]
-    for ResNet-50."""
-    if depth not in DEPTHS:
-        raise ConfigError(f"ResNet depth must be one of {sorted(DEPTHS)}, got {depth}")
-    return [w * BLOCKS[DEPTHS[depth][0]].expansion for w in widths]
-
-
-def stage_outputs(trunk: ResNet, x: torch.Tensor) -> list[torch.Tensor]:
-    """(B, C_in, *spatial) -> every stage's output [C2, C3, C4, C5], finest first (strides 4, 8,
-    16, 32 of the input)."""
-    x = trunk.stem(x)
-    outs = []
-    for stage in trunk.stages:
-        x = stage(x)
-        outs.append(x)
-    return outs
 
 
 # ------------------------------------------------------------------------------- FPN-ResNet50
@@ -81,8 +71,11 @@ class FPNResNet(Classifier):
     Args:
         fpn_channels: width of every pyramid level (256 in Lin et al.).
         fusion: ``concat`` or ``sum`` of the pooled levels.
-        the rest: as ``ResNet`` (trunk options, head, dropout before the classifier).
+        head, head_hidden, drop_rate: the classifier, as ``ResNet``.
+        trunk: further ``ResNet`` options for the backbone (attn, act, widths, groups, ...).
     """
+
+    extra_options = TRUNK_OPTIONS
 
     def __init__(
         self,
@@ -92,33 +85,24 @@ class FPNResNet(Classifier):
         num_classes: int = 1000,
         fpn_channels: int = 256,
         fusion: str = "concat",
-        attn: str | None = "none",
         head: str = "linear",
         head_hidden: int = 64,
-        act: str = "relu",
-        widths: Sequence[int] = (64, 128, 256, 512),
-        stem_width: int = 64,
-        groups: int = 1,
-        base_width: int = 64,
         drop_rate: float = 0.0,
-        drop_path_rate: float = 0.0,
+        **trunk,
     ) -> None:
         super().__init__()
         if fusion not in FPN_FUSIONS:
             raise ConfigError(f"fusion must be one of {list(FPN_FUSIONS)}, got {fusion!r}")
         self.fusion = fusion
-        self.backbone = resnet_trunk(
-            depth, dims, in_chans, attn=attn, act=act, widths=widths, stem_width=stem_width,
-            groups=groups, base_width=base_width, drop_path_rate=drop_path_rate,
-        )
-        self.pyramid = FeaturePyramid(stage_channels(depth, widths), fpn_channels, dims)
+        self.backbone = resnet_trunk(depth, dims, in_chans, **trunk)
+        self.pyramid = FeaturePyramid(self.backbone.stage_channels, fpn_channels, dims)
         levels = len(self.pyramid.in_channels)
         num_features = fpn_channels * levels if fusion == "concat" else fpn_channels
         self._init_head(dims, num_features, num_classes, head, head_hidden, drop_rate)
 
     def forward_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(B, C_in, *S) -> [P2, P3, P4, P5], each (B, fpn_channels, *S/2^k), k = 2..5."""
-        return self.pyramid(stage_outputs(self.backbone, x))
+        return self.pyramid(self.backbone.forward_stages(x))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         levels = self.forward_pyramid(x)
@@ -180,8 +164,10 @@ class HFFSENet(Classifier):
         hff_gate: ``pixel`` (listing: gate per position) or ``se`` (global pooling first).
         hff_reduction: hidden width of the gate is channels // hff_reduction (4 in the listing).
         attn: attention inside every residual block of the trunk (``none`` in the listing).
-        the rest: as ``ResNet``.
+        head, head_hidden, drop_rate: the classifier; trunk: ``ResNet`` backbone options.
     """
+
+    extra_options = TRUNK_OPTIONS
 
     def __init__(
         self,
@@ -191,25 +177,16 @@ class HFFSENet(Classifier):
         num_classes: int = 1000,
         hff_gate: str = "pixel",
         hff_reduction: int = 4,
-        attn: str | None = "none",
         head: str = "linear",
         head_hidden: int = 64,
-        act: str = "relu",
-        widths: Sequence[int] = (64, 128, 256, 512),
-        stem_width: int = 64,
-        groups: int = 1,
-        base_width: int = 64,
         drop_rate: float = 0.0,
-        drop_path_rate: float = 0.0,
+        **trunk,
     ) -> None:
         super().__init__()
         if hff_gate not in HFF_GATES:
             raise ConfigError(f"hff_gate must be one of {list(HFF_GATES)}, got {hff_gate!r}")
-        self.backbone = resnet_trunk(
-            depth, dims, in_chans, attn=attn, act=act, widths=widths, stem_width=stem_width,
-            groups=groups, base_width=base_width, drop_path_rate=drop_path_rate,
-        )
-        chans = stage_channels(depth, widths)
+        self.backbone = resnet_trunk(depth, dims, in_chans, **trunk)
+        chans = self.backbone.stage_channels
         self.hff = nn.ModuleList(
             HierarchicalFeatureFusion(c, c, dims, hff_reduction, squeeze=hff_gate == "se")
             for c in chans
@@ -272,8 +249,10 @@ class MMFFNet(Classifier):
             separate trunks, lets the modalities differ in channels and learn their own filters.
         fusion_channels: width of the fused map (256 in the listing).
         fusion_norm_act: batch norm + ReLU after the fusion conv (the listing has none).
-        the rest: as ``ResNet``, shared by both trunks.
+        head, head_hidden, drop_rate: the classifier; trunk: ``ResNet`` options for both trunks.
     """
+
+    extra_options = TRUNK_OPTIONS
 
     num_inputs = 2
 
@@ -288,16 +267,10 @@ class MMFFNet(Classifier):
         shared_backbone: bool = False,
         fusion_channels: int = 256,
         fusion_norm_act: bool = False,
-        attn: str | None = "none",
         head: str = "linear",
         head_hidden: int = 64,
-        act: str = "relu",
-        widths: Sequence[int] = (64, 128, 256, 512),
-        stem_width: int = 64,
-        groups: int = 1,
-        base_width: int = 64,
         drop_rate: float = 0.0,
-        drop_path_rate: float = 0.0,
+        **trunk,
     ) -> None:
         super().__init__()
         depth_b = depth if depth_b is None else depth_b
@@ -307,8 +280,6 @@ class MMFFNet(Classifier):
                 f"depth_b == depth, got in_chans {in_chans_a}/{in_chans_b}, depth {depth}/{depth_b}"
             )
         self.in_chans = (in_chans_a, in_chans_b)
-        trunk = dict(attn=attn, act=act, widths=widths, stem_width=stem_width, groups=groups,
-                     base_width=base_width, drop_path_rate=drop_path_rate)
         self.backbone_a = resnet_trunk(depth, dims, in_chans_a, **trunk)
         # Registering one module under two names would save its tensors twice (safetensors
         # refuses shared tensors), so a shared trunk is only ``backbone_a``; backbone_b is None.
@@ -316,7 +287,8 @@ class MMFFNet(Classifier):
             depth_b, dims, in_chans_b, **trunk
         )
         self.mmff = MultiModalFeatureFusion(
-            stage_channels(depth, widths)[-1], stage_channels(depth_b, widths)[-1],
+            self.backbone_a.stage_channels[-1],
+            (self.backbone_b or self.backbone_a).stage_channels[-1],
             fusion_channels, dims, norm_act=fusion_norm_act,
         )
         self._init_head(dims, fusion_channels, num_classes, head, head_hidden, drop_rate)

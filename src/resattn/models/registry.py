@@ -47,8 +47,11 @@ def register_config(
     paper: str = "",
     **defaults,
 ) -> None:
-    """Register ``name`` as ``builder(**defaults, **options)``: a variant is a few options."""
-    builder_defaults = _keyword_defaults(builder)
+    """Register ``name`` as ``builder(**defaults, **options)``: a variant is a few options.
+
+    A builder that forwards ``**kwargs`` to another (e.g. a ResNet trunk) names them, with their
+    defaults, in a class attribute ``extra_options`` so they are listed and validated too."""
+    builder_defaults = {**getattr(builder, "extra_options", {}), **_keyword_defaults(builder)}
 
     def build(**options) -> nn.Module:
         return builder(**{**defaults, **options})

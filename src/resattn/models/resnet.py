@@ -75,6 +75,7 @@ class ResNet(Classifier):
         )
         n_blocks, done = sum(layers), 0
         stages, chans = [], stem_width
+        self.stage_channels: list[int] = []  # output channels of each stage, finest first
         for i, (width, count) in enumerate(zip(widths, layers, strict=True)):
             blocks = []
             for j in range(count):
@@ -85,6 +86,7 @@ class ResNet(Classifier):
                 ))
                 chans, done = width * block.expansion, done + 1
             stages.append(nn.Sequential(*blocks))
+            self.stage_channels.append(chans)
         self.stages = nn.Sequential(*stages)
         self._init_weights(zero_init_last)
         self._init_head(dims, chans, num_classes, head, head_hidden, drop_rate)
@@ -103,6 +105,15 @@ class ResNet(Classifier):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))
+
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(B, C_in, *S) -> every stage's output, finest first (strides 4, 8, 16, 32)."""
+        x = self.stem(x)
+        outs = []
+        for stage in self.stages:
+            x = stage(x)
+            outs.append(x)
+        return outs
 
 
 _REF = ("He et al. 2016 (ResNet); the backbone of seeds 000 (1-D ResNet-18), 001 (ResNet-50) "
