@@ -126,6 +126,11 @@ def fit(
              "stopped_early": False}
     if resume and last_json.exists():
         state = load_training_state(run_dir, model, optimizer)
+        # A resumed "auto" run keeps the precision it started with (auto may choose otherwise
+        # now); an explicit --precision still wins.
+        if cfg.precision == "auto":
+            precision = state.get("precision", precision)
+    state["precision"] = precision
     history = read_log(log_path, state["epoch"])
     atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in history))
     meta = {**(meta or {}), "train_config": asdict(cfg), "precision": precision,
@@ -161,13 +166,16 @@ def fit(
                    "val_accuracy": val["accuracy"], "val_f1": val["f1"],
                    "lr": optimizer.param_groups[0]["lr"], "train_seconds": round(train_time, 3),
                    "train_samples_per_s": round(len(train_set) / max(train_time, 1e-9), 1)}
+            # Log first, then checkpoint: a crash in between leaves a row beyond the checkpoint,
+            # which resume drops (read_log up to the saved epoch), never a checkpoint without
+            # its row.
+            history.append(row)
+            with log_path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
             if improved:
                 save_model(run_dir / MODEL_STEM, model,
                            {**meta, "epoch": epoch, "val_loss": val_loss, "val_metrics": val})
             save_training_state(run_dir, model, optimizer, state)
-            history.append(row)
-            with log_path.open("a") as f:
-                f.write(json.dumps(row) + "\n")
             if show_progress:
                 progress.console.print(
                     f"epoch {epoch:3d}  train {train_loss:.4f}  val {val_loss:.4f}  "
