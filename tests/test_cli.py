@@ -72,6 +72,16 @@ def test_train_lowers_loss_then_resume_and_evaluate(sample_dir: Path, tmp_path: 
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]
 
+    # A saved split can be reused exactly.
+    again = tmp_path / "again"
+    proc = run_cli("train", "--model", "resnet18_1d", "--data", sample_dir, "--out", again,
+                   "--epochs", "1", "--window", "2000", "--quiet", "--split", run / "split.json",
+                   *small)
+    assert proc.returncode == 0, proc.stderr
+    first, second = (json.loads((d / "split.json").read_text()) for d in (run, again))
+    assert {k: sorted(first[k]) for k in ("train", "val", "test")} == {
+        k: sorted(second[k]) for k in ("train", "val", "test")}
+
     out = json.loads(run_cli("evaluate", "--model", run, "--data", sample_dir,
                              "--format", "json").stdout)
     split = json.loads((run / "split.json").read_text())

@@ -83,6 +83,9 @@ def train(
     = "group",
     init_from: Annotated[str | None, typer.Option(help="Start from trained weights (shipped "
                                                        "name, run dir or checkpoint).")] = None,
+    split: Annotated[Path | None, typer.Option(
+        help="JSON with trace names per part (train/val/test), e.g. a run's split.json; "
+             "replaces the grouped split.")] = None,
     option: Annotated[list[str] | None, typer.Option(
         help="Model option key=value, repeatable (e.g. attn=channel, head=mlp).")] = None,
     bandpass: Annotated[str | None, typer.Option(
@@ -93,6 +96,7 @@ def train(
     quiet: Annotated[bool, typer.Option(help="No progress output.")] = False,
 ) -> None:
     """Train a waveform classifier (earthquake vs noise) with a grouped 8:1:1 split."""
+    from .engine.checkpoint import read_json
     from .engine.trainer import TrainConfig
     from .tasks.waveforms import parse_band, train_waveform_classifier
 
@@ -103,6 +107,7 @@ def train(
         split_by=tuple(s.strip() for s in split_by.split(",") if s.strip()),
         model_options=_parse_options(option), init_from=init_from, config=cfg,
         show_progress=not quiet, band=parse_band(bandpass), mix_noise=mix_noise,
+        split=read_json(split) if split else None,
     )
     test = summary["test"]
     console.print(

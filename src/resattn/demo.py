@@ -57,6 +57,20 @@ def _plot_examples(data: Path, meta: dict, probs: list[float], path: Path, n: in
     return save_figure(fig, path)
 
 
+def _plot_cam(data: Path, meta: dict, path: Path) -> Path:
+    from .explain import grad_cam, plot_waveform_cam
+    from .pretrained import load_any
+
+    model, _ = load_any(DETECTOR)
+    dataset = WaveformDataset.from_path(data)
+    windows = eval_windows(dataset, meta)
+    i = int(np.flatnonzero(dataset.labels == 1)[0])
+    x, _ = windows[i]
+    cam = grad_cam(model, x[None], target=1)[0]
+    name = dataset.metadata["trace_name"].iat[i]
+    return plot_waveform_cam(x, cam, path, title=f"{name}: Grad-CAM for class earthquake")
+
+
 def run_demo(out: str | Path = "resattn-demo", epochs: int = 3, seed: int = 0) -> Path:
     """Run the demo into ``out``; returns the path of ``report.md``."""
     out = Path(out)
@@ -66,6 +80,7 @@ def run_demo(out: str | Path = "resattn-demo", epochs: int = 3, seed: int = 0) -
     shipped = evaluate_waveform_classifier(DETECTOR, data)
     window = shipped["window"]
     figure = _plot_examples(data, card, shipped["probabilities"], out / "examples.png")
+    cam_figure = _plot_cam(data, card, out / "gradcam.png")
 
     run = out / "finetune"
     tune = train_waveform_classifier(
@@ -105,6 +120,12 @@ Confusion matrix on the sample (rows true, columns predicted; noise, earthquake)
 `{shipped['confusion']}`
 
 ![examples]({figure.name})
+
+Grad-CAM of the detector on the first earthquake of the sample: where in time its last
+convolutional features drove the "earthquake" score (the P pick sits at 25 % of the window; the
+last stage has one position per 32 samples, so the map is coarse):
+
+![Grad-CAM]({cam_figure.name})
 
 ## Fine-tuning for {epochs} epoch(s) on the sample
 

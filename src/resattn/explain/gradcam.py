@@ -16,8 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..report import save_figure
-
 METHODS = ("gradcam", "gradcam++")
 _EPS = 1e-7
 
@@ -125,6 +123,14 @@ def _unit(a: np.ndarray) -> np.ndarray:
     return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
 
 
+def _save(fig, path: str | Path) -> Path:
+    # Imported here: resattn.report imports the engine, whose trainer imports resattn.eval;
+    # a module-level import would close that loop when resattn.report is imported first.
+    from ..report import save_figure
+
+    return save_figure(fig, Path(path))
+
+
 def _figure(figsize: tuple[float, float]):
     """A figure drawn by Agg without pyplot, so the caller's backend is left alone."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -159,7 +165,7 @@ def overlay_image(image: np.ndarray | torch.Tensor, cam: np.ndarray | torch.Tens
     ax.set_axis_off()
     if title:
         ax.set_title(title)
-    return save_figure(fig, Path(path))
+    return _save(fig, path)
 
 
 def plot_waveform_cam(signal: np.ndarray | torch.Tensor, cam: np.ndarray | torch.Tensor,
@@ -196,4 +202,4 @@ def plot_waveform_cam(signal: np.ndarray | torch.Tensor, cam: np.ndarray | torch
     axes[-1].set_xlim(0, length - 1)
     if title:
         axes[0].set_title(title)
-    return save_figure(fig, Path(path))
+    return _save(fig, path)

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from torch import nn
 
 from ..data import WaveformDataset, WaveformWindows, check_windows, grouped_split
@@ -79,6 +80,20 @@ def split_indices(dataset: WaveformDataset, seed: int = 0,
     return {"train": train, "val": val, "test": test}
 
 
+def split_from_names(dataset: WaveformDataset, split: dict) -> dict[str, np.ndarray]:
+    """Row positions of the trace names listed per part (``split.json`` layout)."""
+    names = dataset.metadata["trace_name"].astype(str)
+    parts = {}
+    for part in ("train", "val", "test"):
+        wanted = pd.Index(split.get(part, []), dtype=str)
+        unknown = wanted.difference(names)
+        if len(unknown):
+            raise ConfigError(f"split part {part!r} names {len(unknown)} trace(s) not in the data, "
+                              f"e.g. {unknown[0]!r}")
+        parts[part] = np.flatnonzero(names.isin(wanted).to_numpy())
+    return parts
+
+
 def _names(dataset: WaveformDataset, idx: np.ndarray) -> list[str]:
     return dataset.metadata["trace_name"].iloc[idx].astype(str).tolist()
 
@@ -100,13 +115,16 @@ def train_waveform_classifier(
     band: tuple[float, float] | None = None,
     mix_noise: float = 0.0,
     split_seed: int | None = None,
+    split: dict | None = None,
 ) -> dict:
     """Train ``model`` (a registered name) on a STEAD-layout folder; returns a summary dict
     with the test-split metrics of the best epoch. ``init_from`` (shipped name, run dir or
     checkpoint) starts from trained weights (fine-tuning) instead of a random initialisation,
     with their window and band-pass unless given. ``band`` = (low, high) Hz band-pass;
     ``mix_noise`` = probability of the noise-mixing augmentation (see ``WaveformWindows``).
-    ``split_seed`` (default: ``seed``) fixes the split while ``seed`` varies initialisation."""
+    ``split_seed`` (default: ``seed``) fixes the split while ``seed`` varies initialisation.
+    ``split`` = trace names per part (``{"train": [...], "val": [...], "test": [...]}``, the
+    layout of ``split.json``) replaces the grouped split."""
     out = Path(out)
     dataset = WaveformDataset.from_path(data)
     if init_from:  # fine-tuning keeps the preprocessing the weights were trained with
@@ -120,7 +138,8 @@ def train_waveform_classifier(
     window = window or auto_window(dataset.lengths())
     check_windows(dataset, window, pad)
     split_seed = seed if split_seed is None else split_seed
-    parts = split_indices(dataset, split_seed, by=split_by)
+    parts = (split_from_names(dataset, split) if split is not None
+             else split_indices(dataset, split_seed, by=split_by))
     if min(len(v) for v in parts.values()) == 0:
         raise ConfigError(f"{data}: too few record groups ({len(dataset)} traces) to make "
                           "non-empty train/validation/test parts")
