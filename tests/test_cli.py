@@ -43,6 +43,9 @@ def test_models_list_and_show_json() -> None:
     assert shown["params"] == shown["trainable_params"] == 4_229_040
     assert shown["input_shape"] == [1, 3, 5000] and shown["output_shape"] == [1, 2]
     assert shown["macs"] > 1e8
+    arn = json.loads(run_cli("models", "show", "arn_cnn", "--format", "json").stdout)
+    assert arn["input_shape"] == [1, 1, 64, 64]  # the model's own input size, not 224
+    assert arn["trainable_params"] == 1_623_875 and arn["output_shape"] == [1, 6]
 
 
 def test_unknown_model_suggests_close_names() -> None:

@@ -200,7 +200,9 @@ def models_show(
             options[key] = value
     model = create_model(name, **options)
     model_dims = getattr(model, "dims", entry.defaults.get("dims", 2))
-    size = tuple(input_size) if input_size else DEFAULT_INPUT[model_dims]
+    native = model.config.get("input_size", entry.defaults.get("input_size"))
+    native = (native,) * model_dims if isinstance(native, int) else native
+    size = tuple(input_size) if input_size else (native or DEFAULT_INPUT[model_dims])
     if len(size) != model_dims:
         raise ConfigError(f"--input-size needs {model_dims} number(s) for a {model_dims}-D "
                           f"model, got {list(size)}")
