@@ -25,6 +25,7 @@ from resattn.engine import (
 )
 from resattn.engine.checkpoint import atomic_write_bytes, atomic_write_json
 from resattn.engine.precision import PRECISIONS, calibrate_bf16
+from resattn.engine.recipes import OPTIMIZERS, kernel_penalty
 from resattn.errors import CheckpointError, ConfigError
 from resattn.eval.metrics import classification_metrics, cohen_kappa, confusion_matrix
 
@@ -267,15 +268,19 @@ def test_early_stopping_on_constant_val_loss(tmp_path: Path, train_set, val_set)
     assert len({r["val_loss"] for r in rows}) == 1
 
 
-def test_resume_equals_uninterrupted_run(tmp_path: Path, train_set, val_set) -> None:
+@pytest.mark.parametrize("recipe", [
+    {},
+    {"optimizer": "adamax", "schedule": "plateau", "dwell": True, "l1": 1e-4, "l2": 1e-3},
+], ids=["adamw", "adamax-plateau-dwell-l1l2"])
+def test_resume_equals_uninterrupted_run(tmp_path: Path, train_set, val_set, recipe) -> None:
     # Dropout and stochastic depth draw from the global RNG, so resume must restore it too.
     noisy = {"drop_rate": 0.3, "drop_path_rate": 0.2}
-    first = fit(_small_resnet(**noisy), train_set, val_set, tmp_path / "a", _cfg(epochs=2),
-                show_progress=False)
+    first = fit(_small_resnet(**noisy), train_set, val_set, tmp_path / "a",
+                _cfg(epochs=2, **recipe), show_progress=False)
     assert first.epochs_run == 2
     # A fresh process would build a fresh model (different init): resume must overwrite it.
     resumed_model = _small_resnet(seed=999, **noisy)
-    resumed = fit(resumed_model, train_set, val_set, tmp_path / "a", _cfg(epochs=4),
+    resumed = fit(resumed_model, train_set, val_set, tmp_path / "a", _cfg(epochs=4, **recipe),
                   resume=True, show_progress=False)
     rows = _rows(tmp_path / "a" / "metrics.jsonl")
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
@@ -283,9 +288,9 @@ def test_resume_equals_uninterrupted_run(tmp_path: Path, train_set, val_set) -> 
     assert resumed.epochs_run == 4
 
     straight_model = _small_resnet(**noisy)
-    straight = fit(straight_model, train_set, val_set, tmp_path / "b", _cfg(epochs=4),
-                   show_progress=False)
-    keys = ("epoch", "train_loss", "val_loss", "val_accuracy", "val_f1")
+    straight = fit(straight_model, train_set, val_set, tmp_path / "b",
+                   _cfg(epochs=4, **recipe), show_progress=False)
+    keys = ("epoch", "train_loss", "val_loss", "val_accuracy", "val_f1", "lr", "next_lr", "dwell")
     assert [{k: r[k] for k in keys} for r in rows] == [
         {k: r[k] for k in keys} for r in straight.history
     ]
@@ -419,3 +424,74 @@ def test_kappa_edge_cases() -> None:
     assert cohen_kappa(np.zeros((2, 2), dtype=int)) == 0.0
     # Always predicting one class agrees only by chance: kappa 0.
     assert cohen_kappa(np.array([[6, 0], [4, 0]])) == pytest.approx(0.0)
+
+
+# ------------------------------------------------------------------------------------ recipes
+
+
+def _plain_cnn(seed: int = 7):
+    """No batch norm: with a vanishing learning rate the validation loss stays exactly flat."""
+    torch.manual_seed(seed)
+    return create_model("cnn1d", batch_norm=False, drop_rate=0.0)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_every_optimizer_trains(tmp_path: Path, train_set, val_set, name: str) -> None:
+    result = fit(_plain_cnn(), train_set, val_set, tmp_path, _cfg(epochs=1, optimizer=name),
+                 show_progress=False)
+    assert result.epochs_run == 1 and math.isfinite(result.history[0]["train_loss"])
+
+
+def test_unknown_optimizer_and_schedule_are_config_errors(tmp_path, train_set, val_set) -> None:
+    with pytest.raises(ConfigError, match="optimizer"):
+        fit(_plain_cnn(), train_set, val_set, tmp_path / "a", _cfg(optimizer="lion"),
+            show_progress=False)
+    with pytest.raises(ConfigError, match="schedule"):
+        _cfg(schedule="step").validate()
+
+
+def test_plateau_halves_lr_after_each_flat_epoch(tmp_path: Path, train_set, val_set) -> None:
+    cfg = _cfg(epochs=4, lr=1e-12, patience=10, schedule="plateau", plateau_patience=1)
+    result = fit(_plain_cnn(), train_set, val_set, tmp_path, cfg, show_progress=False)
+    lrs = [r["lr"] for r in result.history]
+    assert lrs == pytest.approx([1e-12, 1e-12, 0.5e-12, 0.25e-12])
+    assert result.history[-1]["next_lr"] == pytest.approx(0.125e-12)
+
+
+def test_cosine_schedule_anneals(tmp_path: Path, train_set, val_set) -> None:
+    result = fit(_plain_cnn(), train_set, val_set, tmp_path, _cfg(epochs=4, schedule="cosine"),
+                 show_progress=False)
+    lrs = [r["lr"] for r in result.history]
+    assert lrs[0] == pytest.approx(3e-3) and lrs == sorted(lrs, reverse=True) and lrs[-1] > 0
+
+
+def test_dwell_goes_back_to_best_weights_and_lowers_lr(tmp_path: Path, train_set) -> None:
+    # Validating on the training signals with flipped labels: the better the model learns,
+    # the worse the validation loss, so every epoch after the first must dwell.
+    x, y = train_set.tensors
+    flipped = TensorDataset(x, 1 - y)
+    model = _small_resnet()
+    result = fit(model, train_set, flipped, tmp_path, _cfg(epochs=3, lr=1e-2, dwell=True,
+                                                           patience=10), show_progress=False)
+    rows = result.history
+    assert result.best_epoch == 1 and [r["dwell"] for r in rows] == [False, True, True]
+    assert [r["lr"] for r in rows] == pytest.approx([1e-2, 1e-2, 5e-3])  # used in the epoch
+    assert [r["next_lr"] for r in rows] == pytest.approx([1e-2, 5e-3, 2.5e-3])
+    best, _ = load_model(tmp_path)  # after a dwell the weights are the best epoch's again
+    for key, value in best.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+
+
+def test_kernel_penalty_by_hand() -> None:
+    model = torch.nn.Sequential(torch.nn.Conv1d(1, 1, 1), torch.nn.Linear(2, 1))
+    with torch.no_grad():
+        model[0].weight.fill_(3.0)
+        model[0].bias.fill_(3.0)
+        model[1].weight.copy_(torch.tensor([[1.0, -2.0]]))
+        model[1].bias.fill_(0.5)
+    # dense only: l1 * (1 + 2 + 0.5) + l2 * (1 + 4 + 0.25)
+    assert kernel_penalty(model, 0.1, 0.01).item() == pytest.approx(0.35 + 0.0525)
+    # all layers add the conv's weight and bias: l1 * 6 + l2 * 18
+    assert kernel_penalty(model, 0.1, 0.01, "all").item() == pytest.approx(0.35 + 0.0525 + 0.6
+                                                                          + 0.18)
+    assert kernel_penalty(model, 0.0, 0.0).item() == 0.0

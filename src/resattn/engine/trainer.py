@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from safetensors.torch import load_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -26,6 +27,7 @@ from .checkpoint import (
     LAST_STEM,
     MODEL_STEM,
     atomic_write_text,
+    load_state,
     load_training_state,
     save_model,
     save_training_state,
@@ -33,6 +35,7 @@ from .checkpoint import (
 from .inference import predict_proba
 from .precision import autocast, choose_precision
 from .provenance import environment, seed_everything
+from .recipes import SCHEDULES, build_optimizer, cosine_lr, kernel_penalty, scale_lr
 
 
 @dataclass
@@ -48,12 +51,24 @@ class TrainConfig:
     seed: int = 0
     grad_clip: float | None = None
     num_workers: int = 0
+    optimizer: str = "adamw"
+    schedule: str = "none"  # "plateau": lr x factor after `plateau_patience` bad epochs
+    plateau_factor: float = 0.5
+    plateau_patience: int = 1
+    dwell: bool = False  # on a worse val loss: back to the best weights, lr x plateau_factor
+    l1: float = 0.0
+    l2: float = 0.0
+    penalty_layers: str = "dense"
 
     def validate(self) -> TrainConfig:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise ConfigError(f"epochs, batch_size and patience must be >= 1, got {self}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
+        if not 0 < self.plateau_factor < 1 or self.plateau_patience < 1:
+            raise ConfigError("plateau_factor must be in (0, 1) and plateau_patience >= 1")
         return self
 
 
@@ -84,6 +99,8 @@ def _train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Op
         with autocast(precision):
             logits = model(x)
         loss = nn.functional.cross_entropy(logits.float(), y)
+        if cfg.l1 or cfg.l2:
+            loss = loss + kernel_penalty(model, cfg.l1, cfg.l2, cfg.penalty_layers)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
@@ -93,6 +110,26 @@ def _train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Op
         n += len(y)
         progress.update(task, advance=len(y), description=f"loss {loss_sum / n:.4f}")
     return loss_sum / max(n, 1)
+
+
+def _after_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
+                 state: dict, improved: bool, run_dir: Path) -> bool:
+    """Apply the learning-rate rule after an epoch; returns True if the weights dwelt (went
+    back to the best epoch's, ARN-CNN's rule when the validation loss gets worse)."""
+    state["plateau_bad"] = 0 if improved else state.get("plateau_bad", 0) + 1
+    if improved or state["stopped_early"]:
+        return False
+    if cfg.dwell:
+        best = run_dir / f"{MODEL_STEM}.safetensors"
+        if best.exists():
+            load_state(model, load_file(best), best)
+        scale_lr(optimizer, cfg.plateau_factor)
+        state["plateau_bad"] = 0
+        return True
+    if cfg.schedule == "plateau" and state["plateau_bad"] >= cfg.plateau_patience:
+        scale_lr(optimizer, cfg.plateau_factor)
+        state["plateau_bad"] = 0
+    return False
 
 
 def fit(
@@ -121,9 +158,9 @@ def fit(
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
     precision = choose_precision(cfg.precision)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = build_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay)
     state = {"epoch": 0, "best_val_loss": math.inf, "best_epoch": 0, "bad_epochs": 0,
-             "stopped_early": False}
+             "plateau_bad": 0, "stopped_early": False}
     if resume and last_json.exists():
         state = load_training_state(run_dir, model, optimizer)
         # A resumed "auto" run keeps the precision it started with (auto may choose otherwise
@@ -150,6 +187,10 @@ def fit(
                 num_workers=cfg.num_workers,
                 generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch),
             )
+            if cfg.schedule == "cosine":
+                for group in optimizer.param_groups:
+                    group["lr"] = cosine_lr(cfg.lr, epoch, cfg.epochs)
+            lr = optimizer.param_groups[0]["lr"]
             task = progress.add_task("", total=len(train_set), epoch=epoch)
             t0 = time.perf_counter()
             train_loss = _train_epoch(model, loader, optimizer, cfg, precision, progress, task)
@@ -162,9 +203,11 @@ def fit(
             if improved:
                 state.update(best_val_loss=val_loss, best_epoch=epoch)
             state["stopped_early"] = state["bad_epochs"] >= cfg.patience
+            dwelt = _after_epoch(model, optimizer, cfg, state, improved, run_dir)
             row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                   "val_accuracy": val["accuracy"], "val_f1": val["f1"],
-                   "lr": optimizer.param_groups[0]["lr"], "train_seconds": round(train_time, 3),
+                   "val_accuracy": val["accuracy"], "val_f1": val["f1"], "lr": lr,
+                   "next_lr": optimizer.param_groups[0]["lr"], "dwell": dwelt,
+                   "train_seconds": round(train_time, 3),
                    "train_samples_per_s": round(len(train_set) / max(train_time, 1e-9), 1)}
             # Log first, then checkpoint: a crash in between leaves a row beyond the checkpoint,
             # which resume drops (read_log up to the saved epoch), never a checkpoint without

@@ -1,0 +1,60 @@
+"""Pieces of a training recipe chosen by name: optimizer, learning-rate rule, kernel penalty.
+
+The learning-rate rules live in the optimizer's param groups and the trainer's JSON state, not in
+scheduler objects, so that ``--resume`` continues a run exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+OPTIMIZERS = ("adamw", "adam", "adamax", "sgd")
+SCHEDULES = ("none", "plateau", "cosine")
+PENALTY_LAYERS = {"dense": (nn.Linear,), "all": (nn.Linear, nn.Conv1d, nn.Conv2d)}
+
+
+def build_optimizer(params: Iterable[nn.Parameter], name: str, lr: float,
+                    weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW (ResNetKAN1D), Adam (seed 003), Adamax (ARN-CNN) or SGD with momentum 0.9."""
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamax":
+        return torch.optim.Adamax(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    raise ConfigError(f"optimizer must be one of {list(OPTIMIZERS)}, got {name!r}")
+
+
+def scale_lr(optimizer: torch.optim.Optimizer, factor: float) -> float:
+    """Multiply every group's learning rate by ``factor``; returns the first group's new lr."""
+    for group in optimizer.param_groups:
+        group["lr"] *= factor
+    return optimizer.param_groups[0]["lr"]
+
+
+def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
+    """Cosine annealing from ``base_lr`` at epoch 1 towards 0 after the last epoch."""
+    return 0.5 * base_lr * (1.0 + math.cos(math.pi * (epoch - 1) / epochs))
+
+
+def kernel_penalty(model: nn.Module, l1: float, l2: float, layers: str = "dense") -> torch.Tensor:
+    """``l1 * sum|w| + l2 * sum w^2`` over the kernels and biases of the chosen layer types
+    (Keras-style kernel/bias regularisers, as ARN-CNN puts on its dense layers)."""
+    if layers not in PENALTY_LAYERS:
+        raise ConfigError(f"penalty layers must be one of {list(PENALTY_LAYERS)}, got {layers!r}")
+    total = torch.zeros(())
+    if not (l1 or l2):
+        return total
+    for module in model.modules():
+        if isinstance(module, PENALTY_LAYERS[layers]):
+            for p in module.parameters(recurse=False):
+                total = total + l1 * p.abs().sum() + l2 * p.square().sum()
+    return total
