@@ -72,6 +72,14 @@ def train(
     lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-4,
     weight_decay: Annotated[float, typer.Option()] = 1e-3,
     patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).")] = 10,
+    optimizer: Annotated[str, typer.Option(help="adamw (paper), adam, adamax or sgd.")]
+    = "adamw",
+    schedule: Annotated[str, typer.Option(help="Learning-rate rule: none, plateau (x0.5 after "
+                                               "a flat epoch) or cosine.")] = "none",
+    dwell: Annotated[bool, typer.Option(help="On a worse validation loss go back to the best "
+                                             "weights and halve the learning rate.")] = False,
+    l1: Annotated[float, typer.Option(help="L1 penalty on dense-layer weights.")] = 0.0,
+    l2: Annotated[float, typer.Option(help="L2 penalty on dense-layer weights.")] = 0.0,
     precision: Annotated[Precision, typer.Option(help="auto: bf16 only where this CPU "
                                                       "accelerates it.")] = Precision.auto,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last "
@@ -101,7 +109,8 @@ def train(
     from .tasks.waveforms import parse_band, train_waveform_classifier
 
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                      patience=patience, precision=precision.value, seed=seed)
+                      patience=patience, precision=precision.value, seed=seed,
+                      optimizer=optimizer, schedule=schedule, dwell=dwell, l1=l1, l2=l2)
     summary = train_waveform_classifier(
         model, data, out, epochs=epochs, window=window, seed=seed, resume=resume, pad=pad,
         split_by=tuple(s.strip() for s in split_by.split(",") if s.strip()),

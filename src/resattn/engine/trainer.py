@@ -35,7 +35,7 @@ from .checkpoint import (
 from .inference import predict_proba
 from .precision import autocast, choose_precision
 from .provenance import environment, seed_everything
-from .recipes import SCHEDULES, build_optimizer, cosine_lr, kernel_penalty, scale_lr
+from .recipes import OPTIMIZERS, SCHEDULES, build_optimizer, cosine_lr, kernel_penalty, scale_lr
 
 
 @dataclass
@@ -65,6 +65,9 @@ class TrainConfig:
             raise ConfigError(f"epochs, batch_size and patience must be >= 1, got {self}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {list(OPTIMIZERS)}, "
+                              f"got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
         if not 0 < self.plateau_factor < 1 or self.plateau_patience < 1:

@@ -126,6 +126,8 @@ def train_waveform_classifier(
     ``split`` = trace names per part (``{"train": [...], "val": [...], "test": [...]}``, the
     layout of ``split.json``) replaces the grouped split."""
     out = Path(out)
+    if config is not None:
+        config.validate()  # a bad option fails before anything is read or written
     dataset = WaveformDataset.from_path(data)
     if init_from:  # fine-tuning keeps the preprocessing the weights were trained with
         net, init_meta = load_any(init_from)
