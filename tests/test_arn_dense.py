@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from resattn import create_model
-from resattn.layers import BasicBlock, CosineLinear, create_attn
+from resattn.layers import ARNAttention, BasicBlock, CosineLinear, create_attn
 from resattn.layers.dense import DenseBlock, DenseLayer, Transition
 
 # Figure 2 of seed 004, every Conv2D row in order: (output channels, side, parameters).
@@ -115,7 +115,7 @@ def test_arn_cnn_stage_shapes_and_head(arn: nn.Module, arn_mod: ModuleType) -> N
         torch.testing.assert_close(pre, arn.fc(feats.flatten(1)), rtol=0, atol=0)
         assert pre.shape == (2, 256)
         torch.testing.assert_close(arn.forward_head(feats), arn.head(pre))
-    attns = [m for m in arn.modules() if isinstance(m, arn_mod.ARNAttention)]
+    attns = [m for m in arn.modules() if isinstance(m, ARNAttention)]
     assert len(attns) == 8  # 2 + 1 (residual block) + 1 + 4
     drop = [m for m in arn.head.modules() if isinstance(m, nn.Dropout)]
     assert len(drop) == 1 and drop[0].p == pytest.approx(0.45)
@@ -154,7 +154,7 @@ def test_arn_attention_weights_and_shape(arn_mod: ModuleType) -> None:
     torch.manual_seed(2)
     for dims, shape in ((2, (2, 16, 9, 7)), (1, (2, 16, 33))):
         attn = create_attn("arn", 16, dims=dims)
-        assert isinstance(attn, arn_mod.ARNAttention)
+        assert isinstance(attn, ARNAttention)
         x = torch.randn(shape)
         with torch.no_grad():
             weights = attn.weights(x)
@@ -169,7 +169,7 @@ def test_arn_attention_in_resnet18(arn_mod: ModuleType) -> None:
     torch.manual_seed(3)
     model = create_model("resnet18", attn="arn", num_classes=3)
     blocks = [m for m in model.modules() if isinstance(m, BasicBlock)]
-    assert len(blocks) == 8 and all(isinstance(b.attn, arn_mod.ARNAttention) for b in blocks)
+    assert len(blocks) == 8 and all(isinstance(b.attn, ARNAttention) for b in blocks)
     out = model(torch.randn(2, 3, 64, 64))
     assert out.shape == (2, 3) and torch.isfinite(out).all()
 

@@ -1,6 +1,7 @@
 """Building blocks with no task knowledge: conv/norm/pool by ``dims``, attention, KAN, blocks."""
 
 from .attention import (
+    ARNAttention,
     ChannelAttention,
     DualAttention,
     SpatialAttention,
@@ -28,6 +29,7 @@ from .kan import KAN, KANLinear, bspline_basis, uniform_knots
 __all__ = [
     "HEAD_KINDS",
     "KAN",
+    "ARNAttention",
     "BasicBlock",
     "Bottleneck",
     "ChannelAttention",

@@ -1,7 +1,8 @@
 """Attention modules for (B, C, *spatial) feature maps, built by name through ``create_attn``.
 
 Kinds: ``none`` (identity), ``se`` (squeeze-and-excitation), ``channel`` (CBAM channel attention),
-``spatial`` (CBAM spatial attention), ``dual`` (channel then spatial, the ResNetKAN1D module).
+``spatial`` (CBAM spatial attention), ``dual`` (channel then spatial, the ResNetKAN1D module),
+``arn`` (ARN-CNN's 1x1-conv attention).
 Each module returns a tensor of the input's shape.
 """
 
@@ -93,11 +94,29 @@ class DualAttention(nn.Sequential):
         )
 
 
+class ARNAttention(nn.Module):
+    """ARN attention module: ``x * sigmoid(conv1x1(relu(conv1x1(x))))``, both convs C -> C with
+    bias, so every position and channel gets its own weight in (0, 1). Keeps the input's shape."""
+
+    def __init__(self, channels: int, dims: int = 2) -> None:
+        super().__init__()
+        self.conv1 = conv_nd(dims, channels, channels, 1, bias=True)
+        self.conv2 = conv_nd(dims, channels, channels, 1, bias=True)
+
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, *spatial) -> (B, C, *spatial) attention weights in (0, 1)."""
+        return torch.sigmoid(self.conv2(torch.relu(self.conv1(x))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weights(x)
+
+
 _ATTN: dict[str, Callable[..., nn.Module]] = {
     "se": SqueezeExcite,
     "channel": ChannelAttention,
     "spatial": SpatialAttention,
     "dual": DualAttention,
+    "arn": ARNAttention,
 }
 
 

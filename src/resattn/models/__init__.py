@@ -1,8 +1,8 @@
 """Model registry and builders. Importing this package registers every model."""
 
 from . import arn_cnn, baselines, densenet1d, fusion, resnet  # noqa: F401  (registration)
-from .arn_cnn import ARN_ABLATIONS, ARNCNN, ARNAttention, HiddenHeadClassifier
-from .base import Classifier
+from .arn_cnn import ARN_ABLATIONS, ARNCNN
+from .base import Classifier, HiddenHeadClassifier
 from .densenet1d import DenseClassifier, DenseNet1D, fuse_features
 from .fusion import FPNResNet, HFFSENet, MMFFNet
 from .registry import ModelEntry, create_model, list_models, model_entry, register_model
@@ -12,7 +12,6 @@ __all__ = [
     "ABLATIONS",
     "ARNCNN",
     "ARN_ABLATIONS",
-    "ARNAttention",
     "Classifier",
     "DenseClassifier",
     "DenseNet1D",

@@ -46,62 +46,12 @@ from ..layers import (
     conv_nd,
     create_act,
     create_attn,
-    create_head,
     max_pool_nd,
     norm_nd,
-    register_attn,
 )
 from ..layers.dense import xavier_init_
-from .base import Classifier
+from .base import HiddenHeadClassifier
 from .registry import register_config
-
-
-class ARNAttention(nn.Module):
-    """ARN attention module: ``x * sigmoid(conv1x1(relu(conv1x1(x))))``, both convs C -> C with
-    bias, so every position and channel gets its own weight in (0, 1). Keeps the input's shape."""
-
-    def __init__(self, channels: int, dims: int = 2) -> None:
-        super().__init__()
-        self.conv1 = conv_nd(dims, channels, channels, 1, bias=True)
-        self.conv2 = conv_nd(dims, channels, channels, 1, bias=True)
-
-    def weights(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, *spatial) -> (B, C, *spatial) attention weights in (0, 1)."""
-        return torch.sigmoid(self.conv2(torch.relu(self.conv1(x))))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.weights(x)
-
-
-register_attn("arn", ARNAttention)
-
-
-class HiddenHeadClassifier(Classifier):
-    """A Classifier whose head has hidden fully connected layers ``self.fc`` between the pooling
-    and the swappable last layer (timm's ``head_hidden_size``).
-
-    ``forward_head``: (B, num_features, *spatial) -> pool -> flatten -> fc ->
-    (B, head_hidden_size) pre-logits -> head -> (B, num_classes). ``reset_classifier`` replaces
-    only the last layer (new, Xavier-initialised); pooling and ``fc`` are kept.
-    Subclasses set ``fc`` and ``head_hidden_size`` before ``_init_head`` and may replace
-    ``global_pool`` after it.
-    """
-
-    fc: nn.Module
-    head_hidden_size: int
-
-    def reset_classifier(self, num_classes: int, head: str | None = None) -> None:
-        self.head_kind = head or self.head_kind
-        self.num_classes = num_classes
-        self.head = xavier_init_(create_head(
-            self.head_kind, self.head_hidden_size, num_classes, self.head_hidden, self.drop_rate
-        ))
-        if getattr(self, "config", None) is not None:
-            self.config.update(num_classes=num_classes, head=self.head_kind)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.fc(self.global_pool(x).flatten(1))  # (B, head_hidden_size)
-        return x if pre_logits else self.head(x)
 
 
 def conv_act(dims: int, in_chans: int, out_chans: int, kernel_size: int, act: str = "relu",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..layers import adaptive_avg_pool_nd, create_head
+from ..layers import adaptive_avg_pool_nd, create_head, xavier_init_
 
 
 class Classifier(nn.Module):
@@ -32,11 +32,21 @@ class Classifier(nn.Module):
         """Replace the classifier (new, randomly initialised) for ``num_classes`` outputs."""
         self.head_kind = head or self.head_kind
         self.num_classes = num_classes
-        self.head = create_head(
-            self.head_kind, self.num_features, num_classes, self.head_hidden, self.drop_rate
-        )
+        self.head = self._init_classifier(create_head(
+            self.head_kind, self.pre_logits_features, num_classes, self.head_hidden,
+            self.drop_rate,
+        ))
         if getattr(self, "config", None) is not None:
             self.config.update(num_classes=num_classes, head=self.head_kind)
+
+    @property
+    def pre_logits_features(self) -> int:
+        """Width of what the classifier sees (``forward_head(..., pre_logits=True)``)."""
+        return self.num_features
+
+    def _init_classifier(self, head: nn.Module) -> nn.Module:
+        """Initialise a new classifier (PyTorch's default here; subclasses may override)."""
+        return head
 
     def get_classifier(self) -> nn.Module:
         return self.head
@@ -50,3 +60,29 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+class HiddenHeadClassifier(Classifier):
+    """A Classifier whose head has hidden fully connected layers ``self.fc`` between the pooling
+    and the swappable last layer (timm's ``head_hidden_size``).
+
+    ``forward_head``: (B, num_features, *spatial) -> pool -> flatten -> fc ->
+    (B, head_hidden_size) pre-logits -> head -> (B, num_classes). ``reset_classifier`` replaces
+    only the last layer (new, Xavier-initialised); pooling and ``fc`` are kept.
+    Subclasses set ``fc`` and ``head_hidden_size`` before ``_init_head`` and may replace
+    ``global_pool`` after it.
+    """
+
+    fc: nn.Module
+    head_hidden_size: int
+
+    @property
+    def pre_logits_features(self) -> int:
+        return self.head_hidden_size
+
+    def _init_classifier(self, head: nn.Module) -> nn.Module:
+        return xavier_init_(head)  # Keras-like Xavier weights, zero biases, as the trunk
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.fc(self.global_pool(x).flatten(1))  # (B, head_hidden_size)
+        return x if pre_logits else self.head(x)

@@ -31,7 +31,7 @@ from torch import nn
 
 from ..layers import conv_nd, create_act, norm_nd
 from ..layers.dense import DenseBlock, Transition, xavier_init_
-from .arn_cnn import HiddenHeadClassifier
+from .base import HiddenHeadClassifier
 from .registry import register_config
 
 AETA_FEATURES = 95  # explicit features per week in the paper's AETA data
