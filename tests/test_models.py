@@ -149,6 +149,8 @@ def test_reset_classifier_can_change_head_kind() -> None:
         ("resnet50", {"groups": 32, "base_width": 4}, 25_028_904),  # ResNeXt-50 32x4d
         ("resnet50", {"base_width": 128}, 68_883_240),  # Wide-ResNet-50-2
         ("resnext50_32x4d", {}, 25_028_904),
+        ("resnet50", {"groups": 32, "width_per_group": 4}, 25_028_904),  # torchvision's names
+        ("resnet50", {"width": 2}, 68_883_240),
         ("wide_resnet50_2", {}, 68_883_240),
         ("swish_resnet50", {}, 25_557_032),  # activation has no parameters
         ("deep_resnet50", {}, 44_549_160),
@@ -275,3 +277,15 @@ def test_models_list_json_names_description_and_seed() -> None:
     assert {m["name"] for m in listed} == set(list_models())
     for m in listed:
         assert m["description"] and m["seeds"], m
+
+
+def test_fpn_is_an_option_of_the_resnet_builder() -> None:
+    from resattn.models import FPNResNet
+
+    with torch.device("meta"):
+        as_option, registered = create_model("resnet50", fpn=True), create_model("fpn_resnet50")
+    assert isinstance(as_option, FPNResNet)
+    assert _n_params(as_option) == _n_params(registered)
+    small = create_model("resnet18", fpn=True, dims=1, num_classes=4, widths=(8, 16, 32, 64),
+                         stem_width=8, width_per_group=64)
+    assert small(torch.randn(2, 3, 256)).shape == (2, 4)

@@ -43,7 +43,7 @@ HFF_GATES = ("pixel", "se")
 TRUNK_OPTIONS = {
     name: param.default for name, param in inspect.signature(ResNet).parameters.items()
     if name in ("attn", "act", "widths", "stem_width", "stem_kernel", "kernel_size", "groups",
-                "base_width", "drop_path_rate", "zero_init_last")
+                "base_width", "width_per_group", "width", "drop_path_rate", "zero_init_last")
 }
 
 

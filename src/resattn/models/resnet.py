@@ -8,6 +8,7 @@ For ResNetKAN1D on (B, 3, 5000): stem -> (B, 64, 2500), pool -> (B, 64, 1250), s
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import torch
@@ -38,6 +39,8 @@ class ResNet(Classifier):
         head: ``linear``, ``mlp``, ``kan`` or ``normalized``; ``head_hidden`` is the hidden width
             of ``mlp``/``kan``.
         groups, base_width: grouped bottlenecks (ResNeXt 32x4d: 32, 4; Wide-ResNet-50-2: 1, 128).
+            ``width_per_group`` is torchvision's name for ``base_width``; ``width`` multiplies it
+            (Wide-ResNet-50-2: ``width=2``).
         act: ``relu`` or ``swish``. drop_rate: dropout before the classifier. drop_path_rate:
             stochastic depth, rising linearly to this value over the blocks.
     """
@@ -58,6 +61,8 @@ class ResNet(Classifier):
         kernel_size: int = 3,
         groups: int = 1,
         base_width: int = 64,
+        width_per_group: int | None = None,
+        width: float = 1.0,
         drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
         zero_init_last: bool = True,
@@ -65,6 +70,7 @@ class ResNet(Classifier):
         super().__init__()
         if depth not in DEPTHS:
             raise ConfigError(f"ResNet depth must be one of {sorted(DEPTHS)}, got {depth}")
+        base_width = int((width_per_group or base_width) * width)
         block_name, layers = DEPTHS[depth]
         block = BLOCKS[block_name]
         self.stem = nn.Sequential(
@@ -116,13 +122,29 @@ class ResNet(Classifier):
         return outs
 
 
+def resnet(fpn: bool = False, fpn_channels: int = 256, fpn_fusion: str = "concat",
+           **options) -> Classifier:
+    """ResNet from options; ``fpn=True`` adds the feature pyramid over stages 2-5 (the
+    FPN-ResNet of seed 001, ``models/fusion.py``) on the same trunk."""
+    if fpn:
+        from .fusion import FPNResNet  # fusion builds on this module
+
+        return FPNResNet(fpn_channels=fpn_channels, fusion=fpn_fusion, **options)
+    return ResNet(**options)
+
+
+resnet.extra_options = {
+    name: p.default for name, p in inspect.signature(ResNet).parameters.items()
+    if p.default is not inspect.Parameter.empty
+}
+
 _REF = ("He et al. 2016 (ResNet); the backbone of seeds 000 (1-D ResNet-18), 001 (ResNet-50) "
         "and 002 (ResNet-18, facial expressions)")
 _KAN1D = "Di 2025, ResNetKAN1D (seed 000)"
 
 for _depth in DEPTHS:
-    register_config(f"resnet{_depth}", ResNet, f"ResNet-{_depth}; options choose dims, attention "
-                    "and head", paper=_REF, depth=_depth)
+    register_config(f"resnet{_depth}", resnet, f"ResNet-{_depth}; options choose dims, "
+                    "attention, head and fpn", paper=_REF, depth=_depth)
 
 _REVIEW = "ResNet-50 optimisation review (seed 001)"
 for _name, _description, _options in [
@@ -140,7 +162,7 @@ for _name, _description, _options in [
      "(about a quarter of the parameters), to train from a resnet50 teacher",
      {"widths": (32, 64, 128, 256), "stem_width": 32}),
 ]:
-    register_config(_name, ResNet, _description, paper=_REVIEW, **{"depth": 50, **_options})
+    register_config(_name, resnet, _description, paper=_REVIEW, **{"depth": 50, **_options})
 
 register_config(
     "resnet18_1d", ResNet,
