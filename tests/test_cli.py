@@ -79,9 +79,11 @@ def test_train_lowers_loss_then_resume_and_evaluate(sample_dir: Path, tmp_path: 
     again = tmp_path / "again"
     proc = run_cli("train", "--model", "resnet18_1d", "--data", sample_dir, "--out", again,
                    "--epochs", "2", "--window", "2000", "--quiet", "--split", run / "split.json",
-                   "--optimizer", "adamax", "--schedule", "plateau", "--l2", "1e-4", *small)
+                   "--preset", "arn-mednist", "--lr", "5e-4", *small)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads((again / "model.json").read_text())["train_config"]["optimizer"] == "adamax"
+    recipe = json.loads((again / "model.json").read_text())["train_config"]
+    assert recipe["optimizer"] == "adamax" and recipe["batch_size"] == 40 and recipe["dwell"]
+    assert recipe["lr"] == 5e-4 and recipe["epochs"] == 2  # typed options win over the preset
     first, second = (json.loads((d / "split.json").read_text()) for d in (run, again))
     assert {k: sorted(first[k]) for k in ("train", "val", "test")} == {
         k: sorted(second[k]) for k in ("train", "val", "test")}

@@ -495,3 +495,15 @@ def test_kernel_penalty_by_hand() -> None:
     assert kernel_penalty(model, 0.1, 0.01, "all").item() == pytest.approx(0.35 + 0.0525 + 0.6
                                                                           + 0.18)
     assert kernel_penalty(model, 0.0, 0.0).item() == 0.0
+
+
+def test_presets_fill_the_recipe_and_unknown_preset_is_config_error() -> None:
+    from resattn.engine.trainer import preset_config
+
+    arn = preset_config("arn-mednist", epochs=7)
+    assert (arn.optimizer, arn.batch_size, arn.schedule, arn.patience, arn.dwell) == (
+        "adamax", 40, "plateau", 3, True)
+    assert arn.epochs == 7 and arn.validate() is arn
+    assert preset_config("resnetkan1d") == TrainConfig()  # Table 1 is the default recipe
+    with pytest.raises(ConfigError, match="preset"):
+        preset_config("imagenet")

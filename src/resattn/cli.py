@@ -58,6 +58,7 @@ def _parse_options(items: list[str] | None) -> dict:
 
 @app.command()
 def train(
+    ctx: typer.Context,
     model: Annotated[str, typer.Option(help="Registered model name (see `resattn models list`).")],
     data: Annotated[Path, typer.Option(help="STEAD-layout folder (CSV + HDF5 pairs) or "
                                              "SeisBench folder (metadata.csv + waveforms.hdf5).")],
@@ -80,6 +81,8 @@ def train(
                                              "weights and halve the learning rate.")] = False,
     l1: Annotated[float, typer.Option(help="L1 penalty on dense-layer weights.")] = 0.0,
     l2: Annotated[float, typer.Option(help="L2 penalty on dense-layer weights.")] = 0.0,
+    preset: Annotated[str | None, typer.Option(
+        help="Named recipe (resnetkan1d, arn-mednist); options given explicitly win.")] = None,
     precision: Annotated[Precision, typer.Option(help="auto: bf16 only where this CPU "
                                                       "accelerates it.")] = Precision.auto,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last "
@@ -105,12 +108,20 @@ def train(
 ) -> None:
     """Train a waveform classifier (earthquake vs noise) with a grouped 8:1:1 split."""
     from .engine.checkpoint import read_json
-    from .engine.trainer import TrainConfig
+    from .engine.trainer import TrainConfig, preset_config
     from .tasks.waveforms import parse_band, train_waveform_classifier
 
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                      patience=patience, precision=precision.value, seed=seed,
-                      optimizer=optimizer, schedule=schedule, dwell=dwell, l1=l1, l2=l2)
+    recipe = {"epochs": epochs, "batch_size": batch_size, "lr": lr,
+              "weight_decay": weight_decay, "patience": patience, "precision": precision.value,
+              "seed": seed, "optimizer": optimizer, "schedule": schedule, "dwell": dwell,
+              "l1": l1, "l2": l2}
+    if preset:  # the preset fills every recipe field the user did not type
+        typed = {k: v for k, v in recipe.items()  # (the enum's module differs across typer)
+                 if getattr(ctx.get_parameter_source(k), "name", "DEFAULT") != "DEFAULT"}
+        cfg = preset_config(preset, **{"epochs": epochs, "seed": seed,
+                                       "precision": precision.value, **typed})
+    else:
+        cfg = TrainConfig(**recipe)
     summary = train_waveform_classifier(
         model, data, out, epochs=epochs, window=window, seed=seed, resume=resume, pad=pad,
         split_by=tuple(s.strip() for s in split_by.split(",") if s.strip()),

@@ -58,3 +58,20 @@ def kernel_penalty(model: nn.Module, l1: float, l2: float, layers: str = "dense"
             for p in module.parameters(recurse=False):
                 total = total + l1 * p.abs().sum() + l2 * p.square().sum()
     return total
+
+
+# Named training recipes (``resattn train --preset NAME``): the papers' settings, as fields of
+# ``TrainConfig``. Values a paper does not state are marked as our choice.
+PRESETS: dict[str, dict] = {
+    # ResNetKAN1D Table 1.
+    "resnetkan1d": {"optimizer": "adamw", "lr": 1e-4, "weight_decay": 1e-3, "batch_size": 64,
+                    "patience": 10},
+    # ARN-CNN (seed 004): Adamax lr 0.001 (its Table 1), batch 40, lr x0.5 after one flat epoch,
+    # stop after three, "dwell" back to the best weights, dropout 0.45 (in the model), L1 + L2
+    # on the dense layers. The paper gives no penalty strengths: 0.006 (L1) and 0.016 (L2) are
+    # our choice, the values of the Keras template whose "dwell" callback the paper describes.
+    "arn-mednist": {"optimizer": "adamax", "lr": 1e-3, "weight_decay": 0.0, "batch_size": 40,
+                    "schedule": "plateau", "plateau_factor": 0.5, "plateau_patience": 1,
+                    "patience": 3, "dwell": True, "l1": 0.006, "l2": 0.016,
+                    "penalty_layers": "dense"},
+}

@@ -35,7 +35,15 @@ from .checkpoint import (
 from .inference import predict_proba
 from .precision import autocast, choose_precision
 from .provenance import environment, seed_everything
-from .recipes import OPTIMIZERS, SCHEDULES, build_optimizer, cosine_lr, kernel_penalty, scale_lr
+from .recipes import (
+    OPTIMIZERS,
+    PRESETS,
+    SCHEDULES,
+    build_optimizer,
+    cosine_lr,
+    kernel_penalty,
+    scale_lr,
+)
 
 
 @dataclass
@@ -73,6 +81,13 @@ class TrainConfig:
         if not 0 < self.plateau_factor < 1 or self.plateau_patience < 1:
             raise ConfigError("plateau_factor must be in (0, 1) and plateau_patience >= 1")
         return self
+
+
+def preset_config(name: str, **overrides) -> TrainConfig:
+    """``TrainConfig`` of a named recipe (``engine.recipes.PRESETS``), with overrides."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; presets: {sorted(PRESETS)}")
+    return TrainConfig(**{**PRESETS[name], **overrides})
 
 
 @dataclass
