@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import WaveformDataset
+from .data import WaveformDataset, WaveformWindows
 from .engine.checkpoint import atomic_write_text
 from .engine.provenance import environment
 from .engine.trainer import TrainConfig, read_log
 from .pretrained import pretrained_card
-from .report import fmt, markdown_table, save_figure
+from .report import fmt, markdown_table, new_figure, save_figure
 from .tasks.waveforms import (
     eval_windows,
     evaluate_waveform_classifier,
@@ -32,42 +32,36 @@ def sample_path() -> Path:
     return Path(str(resources.files("resattn") / "sample" / "seismic"))
 
 
-def _plot_examples(data: Path, meta: dict, probs: list[float], path: Path, n: int = 4) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    dataset = WaveformDataset.from_path(data)
-    windows = eval_windows(dataset, meta)
-    window = windows.window
-    labels = dataset.labels
+def _plot_examples(windows: WaveformWindows, probs: list[float], path: Path,
+                   n: int = 4) -> Path:
+    """A few earthquake and noise windows as the detector sees them, with its probability."""
+    labels, names = windows.dataset.labels, windows.dataset.metadata["trace_name"]
     picks = [*np.flatnonzero(labels == 1)[: n // 2], *np.flatnonzero(labels == 0)[: n // 2]]
-    fig, axes = plt.subplots(len(picks), 1, figsize=(9, 1.8 * len(picks)), sharex=True)
-    for ax, i in zip(np.atleast_1d(axes), picks, strict=True):
+    fig = new_figure((9, 1.8 * len(picks)))
+    axes = np.atleast_1d(fig.subplots(len(picks), 1, sharex=True))
+    t = np.arange(windows.window) / 100.0
+    for ax, i in zip(axes, picks, strict=True):
         x, y = windows[int(i)]
-        t = np.arange(window) / 100.0
         for c, name in enumerate("ENZ"):
             ax.plot(t, x[c].numpy() + 4 * (2 - c), lw=0.5, label=name)
         truth = "earthquake" if y else "noise"
-        ax.set_title(f"{dataset.metadata['trace_name'].iat[int(i)]}: true {truth}, "
-                     f"p(earthquake) = {probs[int(i)]:.3f}", fontsize=8)
+        ax.set_title(f"{names.iat[int(i)]}: true {truth}, p(earthquake) = {probs[int(i)]:.3f}",
+                     fontsize=8)
         ax.set_yticks([])
-    np.atleast_1d(axes)[-1].set_xlabel("seconds in window (standardised, E/N/Z offset)")
+    axes[-1].set_xlabel("seconds in window (standardised, E/N/Z offset)")
     return save_figure(fig, path)
 
 
-def _plot_cam(data: Path, meta: dict, path: Path) -> Path:
+def _plot_cam(windows: WaveformWindows, path: Path) -> Path:
+    """Grad-CAM of the shipped detector on the first earthquake window."""
     from .explain import grad_cam, plot_waveform_cam
     from .pretrained import load_any
 
     model, _ = load_any(DETECTOR)
-    dataset = WaveformDataset.from_path(data)
-    windows = eval_windows(dataset, meta)
-    i = int(np.flatnonzero(dataset.labels == 1)[0])
+    i = int(np.flatnonzero(windows.dataset.labels == 1)[0])
     x, _ = windows[i]
     cam = grad_cam(model, x[None], target=1)[0]
-    name = dataset.metadata["trace_name"].iat[i]
+    name = windows.dataset.metadata["trace_name"].iat[i]
     return plot_waveform_cam(x, cam, path, title=f"{name}: Grad-CAM for class earthquake")
 
 
@@ -79,8 +73,9 @@ def run_demo(out: str | Path = "resattn-demo", epochs: int = 3, seed: int = 0) -
     card = pretrained_card(DETECTOR)
     shipped = evaluate_waveform_classifier(DETECTOR, data)
     window = shipped["window"]
-    figure = _plot_examples(data, card, shipped["probabilities"], out / "examples.png")
-    cam_figure = _plot_cam(data, card, out / "gradcam.png")
+    windows = eval_windows(WaveformDataset.from_path(data), card)
+    figure = _plot_examples(windows, shipped["probabilities"], out / "examples.png")
+    cam_figure = _plot_cam(windows, out / "gradcam.png")
 
     run = out / "finetune"
     tune = train_waveform_classifier(

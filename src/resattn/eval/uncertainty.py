@@ -121,11 +121,8 @@ def reliability_diagram(probs: ArrayLike, labels: ArrayLike, path: str | Path,
                         n_bins: int = 15, title: str = "") -> Path:
     """PNG: accuracy per confidence bin against the diagonal of perfect calibration (gaps
     shaded), ECE in the title, and the number of samples per bin below."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     # Imported here: resattn.report imports the engine, whose trainer imports resattn.eval.
-    from ..report import save_figure
+    from ..report import new_figure, save_figure
 
     bins = calibration_bins(probs, labels, n_bins)
     ece = expected_calibration_error(probs, labels, n_bins)
@@ -133,8 +130,7 @@ def reliability_diagram(probs: ArrayLike, labels: ArrayLike, path: str | Path,
     left, width = edges[:-1], np.diff(edges)
     filled = count > 0
 
-    fig = Figure(figsize=(5.0, 6.0))  # drawn by Agg without pyplot: the caller's backend stays
-    FigureCanvasAgg(fig)
+    fig = new_figure((5.0, 6.0))
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     top.bar(left[filled], bins["accuracy"][filled], width=width[filled], align="edge",
             color="tab:blue", edgecolor="black", lw=0.6, label="accuracy")

@@ -123,22 +123,12 @@ def _unit(a: np.ndarray) -> np.ndarray:
     return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
 
 
-def _save(fig, path: str | Path) -> Path:
+def _report():
     # Imported here: resattn.report imports the engine, whose trainer imports resattn.eval;
     # a module-level import would close that loop when resattn.report is imported first.
-    from ..report import save_figure
+    from .. import report
 
-    return save_figure(fig, Path(path))
-
-
-def _figure(figsize: tuple[float, float]):
-    """A figure drawn by Agg without pyplot, so the caller's backend is left alone."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize)
-    FigureCanvasAgg(fig)
-    return fig
+    return report
 
 
 def overlay_image(image: np.ndarray | torch.Tensor, cam: np.ndarray | torch.Tensor,
@@ -156,7 +146,7 @@ def overlay_image(image: np.ndarray | torch.Tensor, cam: np.ndarray | torch.Tens
     h, w = img.shape[:2]
     extent = (0, w, h, 0)  # a CAM of another size is stretched over the image
 
-    fig = _figure((4.2, 4.2))
+    fig = _report().new_figure((4.2, 4.2))
     ax = fig.add_subplot()
     ax.imshow(img, cmap=None if img.ndim == 3 else "gray", extent=extent, interpolation="nearest")
     shown = ax.imshow(heat, cmap="jet", alpha=alpha, vmin=0.0, vmax=1.0, extent=extent,
@@ -165,7 +155,7 @@ def overlay_image(image: np.ndarray | torch.Tensor, cam: np.ndarray | torch.Tens
     ax.set_axis_off()
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return _report().save_figure(fig, Path(path))
 
 
 def plot_waveform_cam(signal: np.ndarray | torch.Tensor, cam: np.ndarray | torch.Tensor,
@@ -182,7 +172,7 @@ def plot_waveform_cam(signal: np.ndarray | torch.Tensor, cam: np.ndarray | torch
     names = [channel_names[i] if i < len(channel_names) else f"ch{i}" for i in range(n_ch)]
     t = np.arange(length)
 
-    fig = _figure((9.0, 1.3 * n_ch + 1.3))
+    fig = _report().new_figure((9.0, 1.3 * n_ch + 1.3))
     axes = fig.subplots(n_ch + 1, 1, sharex=True,
                         gridspec_kw={"height_ratios": [1.0] * n_ch + [0.7]})
     for ax, trace, name in zip(axes[:-1], sig, names, strict=True):
@@ -202,4 +192,4 @@ def plot_waveform_cam(signal: np.ndarray | torch.Tensor, cam: np.ndarray | torch
     axes[-1].set_xlim(0, length - 1)
     if title:
         axes[0].set_title(title)
-    return _save(fig, path)
+    return _report().save_figure(fig, Path(path))

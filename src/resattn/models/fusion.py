@@ -17,8 +17,6 @@ models start from random initialisation.
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,7 +26,7 @@ from ..layers import conv_nd, norm_nd
 from ..layers.fpn import FeaturePyramid
 from .base import Classifier
 from .registry import register_config
-from .resnet import ResNet
+from .resnet import ResNet, resnet
 
 _REVIEW = "ResNet-50 optimisation review (seed 001)"
 FPN_FUSIONS = ("concat", "sum")
@@ -41,9 +39,9 @@ HFF_GATES = ("pixel", "se")
 # ResNet options a fusion model passes through ``**trunk`` to its backbone(s), with their
 # defaults: the registry lists and validates them as the model's own options.
 TRUNK_OPTIONS = {
-    name: param.default for name, param in inspect.signature(ResNet).parameters.items()
-    if name in ("attn", "act", "widths", "stem_width", "stem_kernel", "kernel_size", "groups",
-                "base_width", "width_per_group", "width", "drop_path_rate", "zero_init_last")
+    name: default for name, default in resnet.extra_options.items()
+    if name not in ("depth", "dims", "in_chans", "num_classes", "head", "head_hidden",
+                    "drop_rate")  # set by the fusion model itself
 }
 
 

@@ -1,5 +1,5 @@
 """Reports a person reads: Markdown tables and matplotlib figures, written atomically."""
 
-from .markdown import fmt, markdown_table, save_figure
+from .markdown import fmt, markdown_table, new_figure, save_figure
 
-__all__ = ["fmt", "markdown_table", "save_figure"]
+__all__ = ["fmt", "markdown_table", "new_figure", "save_figure"]

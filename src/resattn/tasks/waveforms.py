@@ -8,6 +8,7 @@ model (shipped, run directory, checkpoint) on a folder, one deterministic window
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +135,7 @@ def train_waveform_classifier(
         net.train()
         prep = init_meta.get("preprocessing") or {}
         window = window or prep.get("window_samples")
-        band = band or (tuple(prep["bandpass_hz"]) if prep.get("bandpass_hz") else None)
+        band = band or band_of(prep)
     else:
         net = create_model(model, **{"in_chans": 3, "num_classes": 2, **(model_options or {})})
     window = window or auto_window(dataset.lengths())
@@ -145,12 +146,12 @@ def train_waveform_classifier(
     if min(len(v) for v in parts.values()) == 0:
         raise ConfigError(f"{data}: too few record groups ({len(dataset)} traces) to make "
                           "non-empty train/validation/test parts")
-    cfg = config or TrainConfig(epochs=epochs, seed=seed)
-    cfg.epochs, cfg.seed = epochs, seed
-    split_record = {k: _names(dataset, v) for k, v in parts.items()}
+    cfg = replace(config or TrainConfig(), epochs=epochs, seed=seed)  # caller's left as is
     out.mkdir(parents=True, exist_ok=True)
-    split_record = {"seed": split_seed, "by": list(split_by), **split_record}
-    atomic_write_json(out / "split.json", split_record)
+    atomic_write_json(out / "split.json", {
+        "seed": split_seed, "by": list(split_by),
+        **{k: _names(dataset, v) for k, v in parts.items()},
+    })
     meta = {
         "task": "waveform-classification",
         "preprocessing": preprocessing(window, band, mix_noise),
@@ -159,13 +160,11 @@ def train_waveform_classifier(
     }
     train_set = WaveformWindows(dataset.subset(parts["train"]), window, train=True, seed=seed,
                                 pad=pad, band=band, mix_noise=mix_noise)
-    val_set = WaveformWindows(dataset.subset(parts["val"]), window, train=False, pad=pad,
-                              band=band)
+    val_set = eval_windows(dataset.subset(parts["val"]), meta, window, pad)
     result = fit(net, train_set, val_set, out, cfg, resume=resume, meta=meta,
                  class_names=CLASS_NAMES, positive=POSITIVE, show_progress=show_progress)
     best, _ = load_model(out)
-    test_set = WaveformWindows(dataset.subset(parts["test"]), window, train=False, pad=pad,
-                               band=band)
+    test_set = eval_windows(dataset.subset(parts["test"]), meta, window, pad)
     test = score(best, test_set, result.precision, cfg.batch_size)
     summary = {"model": net.config, "window": window, "best_epoch": result.best_epoch,
                "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
@@ -175,14 +174,18 @@ def train_waveform_classifier(
     return summary
 
 
+def band_of(prep: dict) -> tuple[float, float] | None:
+    """The band-pass recorded in a checkpoint's ``preprocessing``, if any."""
+    return tuple(prep["bandpass_hz"]) if prep.get("bandpass_hz") else None
+
+
 def eval_windows(dataset: WaveformDataset, meta: dict, window: int | None = None,
                  pad: bool = False) -> WaveformWindows:
     """Deterministic windows of ``dataset`` preprocessed as the model in ``meta`` expects."""
     prep = meta.get("preprocessing") or {}
     window = window or prep.get("window_samples") or PAPER_WINDOW
     check_windows(dataset, window, pad)
-    band = tuple(prep["bandpass_hz"]) if prep.get("bandpass_hz") else None
-    return WaveformWindows(dataset, window, train=False, pad=pad, band=band)
+    return WaveformWindows(dataset, window, train=False, pad=pad, band=band_of(prep))
 
 
 def score(model: nn.Module, windows: WaveformWindows, precision: str = "fp32",
