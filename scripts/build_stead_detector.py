@@ -124,6 +124,7 @@ def main() -> None:
         windows = eval_windows(dataset.subset(idx), meta)
         m = score(shipped, windows)
         probs = np.array(m.pop("probabilities"))
+        m.pop("labels", None)
         labels = dataset.labels[idx]
         for j in np.flatnonzero((probs >= 0.5) != labels):
             errors.append(f"{part}: `{names.iat[idx[j]]}` (true {meta['class_names'][labels[j]]},"

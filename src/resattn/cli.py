@@ -9,9 +9,11 @@ import json
 import re
 import sys
 from enum import Enum
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -56,12 +58,27 @@ def _parse_options(items: list[str] | None) -> dict:
     return options
 
 
+def _parse_fractions(text: str | None) -> tuple[float, float, float]:
+    """``"0.8,0.1,0.1"`` -> (0.8, 0.1, 0.1); None -> seed 004's 90/6/4."""
+    if text is None:
+        return (0.9, 0.06, 0.04)
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise ConfigError(f"--fractions expects TRAIN,VAL,TEST (e.g. 0.8,0.1,0.1), got {text!r}")
+    return values
+
+
 @app.command()
 def train(
     ctx: typer.Context,
     model: Annotated[str, typer.Option(help="Registered model name (see `resattn models list`).")],
-    data: Annotated[Path, typer.Option(help="STEAD-layout folder (CSV + HDF5 pairs) or "
-                                             "SeisBench folder (metadata.csv + waveforms.hdf5).")],
+    data: Annotated[Path, typer.Option(help="Waveforms: STEAD-layout folder (CSV + HDF5 pairs) or "
+                                             "SeisBench folder (metadata.csv + waveforms.hdf5). "
+                                             "Images: folder of class folders, .tar(.gz)/.zip "
+                                             "archive or .npz.")],
     out: Annotated[Path, typer.Option(help="Run directory for checkpoints, logs and metrics.")],
     epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping may end sooner).")]
     = 100,
@@ -82,16 +99,31 @@ def train(
     l1: Annotated[float, typer.Option(help="L1 penalty on dense-layer weights.")] = 0.0,
     l2: Annotated[float, typer.Option(help="L2 penalty on dense-layer weights.")] = 0.0,
     preset: Annotated[str | None, typer.Option(
-        help="Named recipe (resnetkan1d, arn-mednist); options given explicitly win.")] = None,
+        help="Named recipe (resnetkan1d, arn-mednist, fer-resnet18); options given "
+             "explicitly win.")] = None,
     precision: Annotated[Precision, typer.Option(help="auto: bf16 only where this CPU "
                                                       "accelerates it.")] = Precision.auto,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last "
                                               "checkpoint.")] = False,
     pad: Annotated[bool, typer.Option(help="Zero-pad traces shorter than the window (can leak "
                                            "the label; off by default).")] = False,
-    split_by: Annotated[str, typer.Option(help="Comma-separated columns that keep rows on one "
-                                               "side of the split, e.g. group,station.")]
-    = "group",
+    split_by: Annotated[str | None, typer.Option(
+        help="Waveforms: comma-separated columns that keep rows on one side of the split "
+             "(default group; e.g. group,station). Images: class (stratified, default) or "
+             "subject (JAFFE: no subject in two parts).")] = None,
+    split_seed: Annotated[int | None, typer.Option(
+        help="Seed of the split (default: --seed); fix it to vary only initialisation.")]
+    = None,
+    fractions: Annotated[str | None, typer.Option(
+        help="Images: train,val,test fractions (default 0.9,0.06,0.04, seed 004).")] = None,
+    size: Annotated[int | None, typer.Option(
+        help="Images: resize to SIZE x SIZE (default: the model's input size, else the "
+             "images' own).")] = None,
+    channels: Annotated[int | None, typer.Option(
+        help="Images: 1 (gray) or 3 (RGB); default the images' majority mode.")] = None,
+    augment: Annotated[str | None, typer.Option(
+        help="Images: augmentation policy none, light or faces (default: the preset's, "
+             "else none).")] = None,
     init_from: Annotated[str | None, typer.Option(help="Start from trained weights (shipped "
                                                        "name, run dir or checkpoint).")] = None,
     split: Annotated[Path | None, typer.Option(
@@ -106,10 +138,11 @@ def train(
         help="Probability of adding a random noise window to a training item.")] = 0.0,
     quiet: Annotated[bool, typer.Option(help="No progress output.")] = False,
 ) -> None:
-    """Train a waveform classifier (earthquake vs noise) with a grouped 8:1:1 split."""
+    """Train a classifier: waveforms (earthquake vs noise, grouped 8:1:1 split) or images
+    (class folders or archive, stratified split), chosen from what --data holds."""
     from .engine.checkpoint import read_json
     from .engine.trainer import TrainConfig, preset_config
-    from .tasks.waveforms import parse_band, train_waveform_classifier
+    from .tasks import is_waveform_source
 
     recipe = {"epochs": epochs, "batch_size": batch_size, "lr": lr,
               "weight_decay": weight_decay, "patience": patience, "precision": precision.value,
@@ -122,12 +155,28 @@ def train(
                                        "precision": precision.value, **typed})
     else:
         cfg = TrainConfig(**recipe)
+    if not is_waveform_source(data):
+        from .tasks.images import train_image_classifier
+
+        summary = train_image_classifier(
+            model, data, out, epochs=epochs, seed=seed, split_seed=split_seed,
+            fractions=_parse_fractions(fractions), split=split_by or "class", size=size,
+            channels=channels, augment=augment, model_options=_parse_options(option),
+            init_from=init_from, config=cfg, resume=resume, show_progress=not quiet)
+        test = summary["test"]
+        console.print(
+            f"best epoch {summary['best_epoch']} of {summary['epochs_run']}; test split "
+            f"(n={test['n']}): accuracy {test['accuracy']:.4f}, macro F1 {test['f1']:.4f}, "
+            f"kappa {test['kappa']:.4f}. Model: {out}/model.safetensors")
+        return
+    from .tasks.waveforms import parse_band, train_waveform_classifier
+
     summary = train_waveform_classifier(
         model, data, out, epochs=epochs, window=window, seed=seed, resume=resume, pad=pad,
-        split_by=tuple(s.strip() for s in split_by.split(",") if s.strip()),
+        split_by=tuple(s.strip() for s in (split_by or "group").split(",") if s.strip()),
         model_options=_parse_options(option), init_from=init_from, config=cfg,
         show_progress=not quiet, band=parse_band(bandpass), mix_noise=mix_noise,
-        split=read_json(split) if split else None,
+        split=read_json(split) if split else None, split_seed=split_seed,
     )
     test = summary["test"]
     console.print(
@@ -139,37 +188,223 @@ def train(
 
 @app.command()
 def evaluate(
-    model: Annotated[str, typer.Option(help="Shipped model name (e.g. stead-detector), run "
-                                            "directory or checkpoint file.")],
-    data: Annotated[Path, typer.Option(help="STEAD-layout or SeisBench-layout folder.")],
+    model: Annotated[str, typer.Option(help="Shipped model name (e.g. stead-detector, "
+                                            "mednist-arn), run directory or checkpoint file.")],
+    data: Annotated[Path, typer.Option(help="Waveforms: STEAD- or SeisBench-layout folder. "
+                                             "Images: folder of class folders, archive or "
+                                             ".npz.")],
     format: Annotated[Format, typer.Option(help="json: one JSON object on stdout.")]
     = Format.table,
-    window: Annotated[int | None, typer.Option(help="Override the model's window.")] = None,
+    window: Annotated[int | None, typer.Option(help="Waveforms: override the model's "
+                                                    "window.")] = None,
     batch_size: Annotated[int, typer.Option()] = 64,
     precision: Annotated[Precision, typer.Option()] = Precision.auto,
     pad: Annotated[bool, typer.Option(help="Zero-pad traces shorter than the window.")] = False,
+    part: Annotated[str, typer.Option(
+        help="Images: all, or the train/val/test part of the split the model was trained "
+             "with (recomputed from its recorded seed and checked).")] = "all",
     predictions: Annotated[Path | None, typer.Option(
-        help="Also write per-trace earthquake probabilities to this CSV.")] = None,
+        help="Also write per-item probabilities to this CSV.")] = None,
+    plots: Annotated[Path | None, typer.Option(
+        help="Write a reliability diagram (calibration, ECE) into this folder.")] = None,
 ) -> None:
-    """Score a model on every trace of a folder, one deterministic window per trace."""
-    from .tasks.waveforms import evaluate_waveform_classifier, write_predictions
+    """Score a model on data: every trace (one deterministic window each) or every image."""
+    from .tasks import is_waveform_source
 
-    metrics = evaluate_waveform_classifier(model, data, window, precision.value, batch_size, pad)
+    if is_waveform_source(data):
+        from .tasks.waveforms import evaluate_waveform_classifier, write_predictions
+
+        metrics = evaluate_waveform_classifier(model, data, window, precision.value,
+                                               batch_size, pad)
+        title = f"{model} on {data} (n={metrics['n']}, positive class: earthquake)"
+    else:
+        from .tasks.images import evaluate_image_classifier, write_predictions
+
+        metrics = evaluate_image_classifier(model, data, part, precision.value, batch_size)
+        title = f"{model} on {data}, part {part} (n={metrics['n']}, macro averages)"
     if predictions:
         write_predictions(predictions, metrics)
-    names, probs = metrics.pop("trace_names"), metrics.pop("probabilities")
+    if plots:
+        from .eval.uncertainty import reliability_diagram
+
+        probs = np.asarray(metrics["probabilities"])
+        if probs.ndim == 1:  # waveforms store p(earthquake)
+            probs = np.stack([1 - probs, probs], 1)
+        metrics["reliability_plot"] = str(reliability_diagram(
+            probs, metrics["labels"], plots / "reliability.png", title=str(model)))
+    for key in ("trace_names", "paths", "probabilities", "labels"):
+        metrics.pop(key, None)
     if format is Format.json:
         _print_json(metrics)
         return
-    table = Table(title=f"{model} on {data} (n={metrics['n']}, positive class: earthquake)")
-    for key in ("accuracy", "precision", "recall", "f1", "kappa", "log_loss"):
+    keys = ("accuracy", "precision", "recall", "f1", "kappa", "log_loss")
+    table = Table(title=title)
+    for key in keys:
         table.add_column(key)
-    table.add_row(*(f"{metrics[k]:.4f}" if metrics[k] is not None else "-"
-                    for k in ("accuracy", "precision", "recall", "f1", "kappa", "log_loss")))
+    table.add_row(*(f"{metrics[k]:.4f}" if metrics[k] is not None else "-" for k in keys))
     Console().print(table)
-    cm = metrics["confusion"]
-    Console().print(f"confusion [true][pred] (noise, earthquake): {cm}", markup=False)
-    del names, probs
+    per_class = Table(title="per class")
+    for col in ("class", "precision", "recall (sensitivity)", "f1", "support"):
+        per_class.add_column(col)
+    for name, row in metrics["per_class"].items():
+        per_class.add_row(name, *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1")),
+                          str(row["support"]))
+    Console().print(per_class)
+    Console().print(f"confusion [true][pred] ({', '.join(metrics['class_names'])}): "
+                    f"{metrics['confusion']}", markup=False)
+
+
+@app.command()
+def predict(
+    files: Annotated[list[Path], typer.Argument(
+        help="Image files (image models) or waveform files (.npy/.npz (channels, samples), or "
+             "miniSEED/SAC when ObsPy is installed) for 1-D models.")],
+    model: Annotated[str, typer.Option(help="Shipped model name, run directory or "
+                                            "checkpoint file.")],
+    cam: Annotated[Path | None, typer.Option(help="Write a Grad-CAM PNG per input into this "
+                                                  "folder.")] = None,
+    cam_method: Annotated[str, typer.Option(help="gradcam or gradcam++.")] = "gradcam",
+    mc_samples: Annotated[int, typer.Option(help="Monte-Carlo dropout passes for the "
+                                                 "uncertainty (std of the probability).")] = 20,
+    format: Annotated[Format, typer.Option(help="json: one JSON list on stdout.")]
+    = Format.table,
+) -> None:
+    """Class, probability, predictive entropy and MC-dropout std per file, with Grad-CAM."""
+    from .tasks.predict import predict_files
+
+    if cam_method not in ("gradcam", "gradcam++"):
+        raise ConfigError(f"--cam-method must be gradcam or gradcam++, got {cam_method!r}")
+    if mc_samples < 1:
+        raise ConfigError(f"--mc-samples must be >= 1, got {mc_samples}")
+    rows = predict_files(model, files, cam, mc_samples, cam_method)
+    if format is Format.json:
+        _print_json(rows)
+        return
+    table = Table(title=f"{model}: {len(rows)} file(s)")
+    columns = ["file", "class", "probability", "entropy", "mc_std"] + (["cam"] if cam else [])
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c])
+                        for c in columns))
+    Console().print(table)
+
+
+forecast_app = typer.Typer(no_args_is_help=True,
+                           help="Weekly earthquake forecasting from catalogues (seed 003).")
+app.add_typer(forecast_app, name="forecast")
+CatalogOpt = Annotated[list[Path], typer.Option(
+    "--catalog", help="Catalogue file (SCEDC, South Asia, USGS, generic CSV with time, "
+    "latitude, longitude, magnitude[, depth], or QuakeML); repeat to concatenate.")]
+OnBad = Annotated[str, typer.Option(help="Bad catalogue rows: skip (reported with line "
+                                         "numbers) or error.")]
+
+
+def _parse_bounds(text: str) -> tuple[float, ...]:
+    try:
+        bounds = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        bounds = ()
+    if not bounds or any(b >= c for b, c in pairwise(bounds)):
+        raise ConfigError(f"--bounds expects increasing magnitudes, e.g. 3.5,4,4.5,5; got "
+                          f"{text!r}")
+    return bounds
+
+
+@forecast_app.command("train")
+def forecast_train(
+    catalog: CatalogOpt,
+    out: Annotated[Path, typer.Option(help="Run directory.")],
+    region: Annotated[tuple[float, float, float, float] | None, typer.Option(
+        help="LAT0 LAT1 LON0 LON1 (degrees); default: every event.")] = None,
+    bounds: Annotated[str, typer.Option(help="Class bounds of the week's largest "
+                                             "magnitude.")] = "3.5,4.0,4.5,5.0",
+    start: Annotated[str | None, typer.Option(help="First week (date).")] = None,
+    end: Annotated[str | None, typer.Option(help="End of the last week (date).")] = None,
+    train_end: Annotated[str | None, typer.Option(help="T1: training weeks end here "
+                                                       "(default 70 % of the span).")] = None,
+    val_end: Annotated[str | None, typer.Option(help="T2: validation weeks end and test "
+                                                     "weeks start here (default 85 %).")] = None,
+    window: Annotated[int, typer.Option(help="Weeks of history per prediction.")] = 32,
+    min_magnitude: Annotated[float | None, typer.Option(help="Drop smaller events.")] = None,
+    features: Annotated[str, typer.Option(help="fused, implicit or explicit.")] = "fused",
+    classifier: Annotated[str, typer.Option(help="dense (Fig. 3), flatten or cnn.")] = "dense",
+    extra: Annotated[Path | None, typer.Option(
+        help="CSV of your own per-time-step precursor features (a time column + numbers); "
+             "each week gets the mean of the rows in the week before it.")] = None,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs per stage.")] = 100,
+    seed: Annotated[int, typer.Option()] = 0,
+    baselines: Annotated[bool, typer.Option(help="Also train the CNN and store the matrix "
+                                                 "for the weighted SVM/tree.")] = True,
+    on_bad: OnBad = "skip",
+    format: Annotated[Format, typer.Option(help="json: the test summary on stdout.")]
+    = Format.table,
+) -> None:
+    """Decoupled two-stage DenseNet training on weekly catalogue features, then the test weeks
+    scored against climatology, persistence, weighted SVM/tree, CNN and plain DenseNet."""
+    from .forecast.pipeline import ForecastConfig, train_forecaster
+
+    cfg = ForecastConfig(region=region, bounds=_parse_bounds(bounds), min_magnitude=min_magnitude,
+                         start=start, end=end, train_end=train_end, val_end=val_end,
+                         window=window, features=features, classifier=classifier,
+                         epochs=epochs, seed=seed, baselines=baselines,
+                         extra=str(extra) if extra else None)
+    summary = train_forecaster(catalog, out, cfg, on_bad)
+    _print_forecast(summary, format, f"{out}: test weeks")
+
+
+@forecast_app.command("evaluate")
+def forecast_evaluate(
+    model: Annotated[Path, typer.Option(help="Run directory of `resattn forecast train`.")],
+    catalog: CatalogOpt,
+    date_from: Annotated[str, typer.Option("--from", help="First week (date).")],
+    date_to: Annotated[str, typer.Option("--to", help="End of the last week (date).")],
+    extra: Annotated[Path | None, typer.Option(help="Precursor table, if the model used "
+                                                    "one.")] = None,
+    on_bad: OnBad = "skip",
+    format: Annotated[Format, typer.Option(help="json: one JSON object on stdout.")]
+    = Format.table,
+) -> None:
+    """Weekly probabilities and the paper's metrics on [--from, --to), with baselines."""
+    from .forecast.pipeline import evaluate_forecaster
+
+    result = evaluate_forecaster(model, catalog, date_from, date_to,
+                                 str(extra) if extra else None, on_bad)
+    _print_forecast(result, format, f"{model} on {date_from} .. {date_to}")
+
+
+def _print_forecast(result: dict, format: Format, title: str) -> None:
+    if format is Format.json:
+        _print_json(result)
+        return
+    ours = result.get("model", result)
+    table = Table(title=f"{title} (n={ours['n_weeks']} weeks)")
+    for col in ("method", "accuracy", "macro recall", "macro F1", "kappa"):
+        table.add_column(col)
+    rows = [("decoupled DenseNet (ours)", ours), *result["baselines"].items()]
+    for name, m in rows:
+        table.add_row(name, *(f"{m[k]:.4f}" for k in ("accuracy", "macro_recall", "macro_f1",
+                                                      "kappa")))
+    Console().print(table)
+
+
+@app.command()
+def reproduce(
+    config: Annotated[Path, typer.Argument(help="Experiment config, e.g. "
+                                                "configs/seed000_table2.yaml.")],
+    out: Annotated[Path | None, typer.Option(
+        help="Output folder (default results/<experiment>[-quick]).")] = None,
+    quick: Annotated[bool, typer.Option(help="The config's quick overrides: few epochs, "
+                                             "seeds and images; minutes, for CI.")] = False,
+) -> None:
+    """Train every cell x seed of a paper's table (finished runs are skipped, interrupted ones
+    resumed) and write results.json, report.md and a self-contained report.html."""
+    from .reproduce import run_experiment
+
+    results = run_experiment(config, out, quick, log=console.print)
+    where = out or Path("results") / (results["experiment"] + ("-quick" if quick else ""))
+    console.print(f"{len(results['cells'])} cells, complete: {results['complete']}; "
+                  f"report: {where}/report.html")
 
 
 @models_app.command("list")

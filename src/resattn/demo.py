@@ -27,9 +27,9 @@ DETECTOR = "stead-detector"
 PAPER_TABLE2 = {"accuracy": 0.961, "precision": 0.95, "recall": 0.96, "f1": 0.955}
 
 
-def sample_path() -> Path:
-    """Folder of the shipped STEAD-layout sample (CSV + HDF5)."""
-    return Path(str(resources.files("resattn") / "sample" / "seismic"))
+def sample_path(name: str = "seismic") -> Path:
+    """Folder of a shipped sample: ``seismic`` (STEAD layout, CSV + HDF5) or ``mednist``."""
+    return Path(str(resources.files("resattn") / "sample" / name))
 
 
 def _plot_examples(windows: WaveformWindows, probs: list[float], path: Path,

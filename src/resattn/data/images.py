@@ -575,6 +575,23 @@ class ImageDataset(Dataset):
             )
         return cls(store, labels, class_names, groups=groups, size=size, channels=channels)
 
+    @classmethod
+    def from_files(
+        cls,
+        paths: Sequence[str | Path],
+        size: int | Sequence[int] | None,
+        channels: int,
+        class_names: Sequence[str] = ("?",),
+    ) -> ImageDataset:
+        """Unlabelled image files (label 0) decoded and resized exactly as a training set is:
+        for predicting with a model trained on ``size`` x ``channels`` images."""
+        missing = [str(p) for p in paths if not Path(p).is_file()]
+        if missing:
+            raise DataError(f"{missing[0]}: no such image file")
+        names = [str(Path(p).resolve()) for p in paths]
+        return cls(_FolderStore(Path("/"), names), np.zeros(len(names), np.int64), class_names,
+                   size=size, channels=channels)
+
     # ------------------------------------------------------------------ access
     @property
     def paths(self) -> list[str]:

@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..data.samplers import ClassBalancedSampler
 from ..errors import ConfigError
 from ..eval.metrics import classification_metrics
 from .checkpoint import (
@@ -45,6 +46,9 @@ from .recipes import (
     scale_lr,
 )
 
+SAMPLINGS = ("instance", "class_balanced")
+MONITORS = ("val_loss", "val_f1")
+
 
 @dataclass
 class TrainConfig:
@@ -67,6 +71,9 @@ class TrainConfig:
     l1: float = 0.0
     l2: float = 0.0
     penalty_layers: str = "dense"
+    augment: str = "none"  # image tasks: a policy of tasks.images.augmentation
+    sampling: str = "instance"  # or "class_balanced" (needs train_set.labels)
+    monitor: str = "val_loss"  # or "val_f1": best epoch and early stopping by macro F1
 
     def validate(self) -> TrainConfig:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
@@ -78,6 +85,10 @@ class TrainConfig:
                               f"got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
+        if self.sampling not in SAMPLINGS:
+            raise ConfigError(f"sampling must be one of {list(SAMPLINGS)}, got {self.sampling!r}")
+        if self.monitor not in MONITORS:
+            raise ConfigError(f"monitor must be one of {list(MONITORS)}, got {self.monitor!r}")
         if not 0 < self.plateau_factor < 1 or self.plateau_patience < 1:
             raise ConfigError("plateau_factor must be in (0, 1) and plateau_patience >= 1")
         return self
@@ -107,6 +118,21 @@ def read_log(path: Path, upto_epoch: int | None = None) -> list[dict]:
         return []
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     return [r for r in rows if upto_epoch is None or r["epoch"] <= upto_epoch]
+
+
+def _train_loader(train_set: Dataset, cfg: TrainConfig, epoch: int) -> DataLoader:
+    """Shuffled instances, or class-balanced draws; both replay exactly per (seed, epoch)."""
+    if cfg.sampling == "class_balanced":
+        labels = getattr(train_set, "labels", None)
+        if labels is None:
+            raise ConfigError("class_balanced sampling needs a training set with .labels")
+        sampler = ClassBalancedSampler(labels, seed=cfg.seed)
+        sampler.set_epoch(epoch)
+        return DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler,
+                          num_workers=cfg.num_workers)
+    return DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=False,
+                      num_workers=cfg.num_workers,
+                      generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
 
 
 def _train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
@@ -200,11 +226,7 @@ def fit(
                 break
             if hasattr(train_set, "set_epoch"):
                 train_set.set_epoch(epoch)
-            loader = DataLoader(
-                train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=False,
-                num_workers=cfg.num_workers,
-                generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch),
-            )
+            loader = _train_loader(train_set, cfg, epoch)
             if cfg.schedule == "cosine":
                 for group in optimizer.param_groups:
                     group["lr"] = cosine_lr(cfg.lr, epoch, cfg.epochs)
@@ -216,10 +238,12 @@ def fit(
             progress.remove_task(task)
             probs, labels, val_loss = predict_proba(model, val_set, precision, cfg.batch_size)
             val = classification_metrics(labels, probs, class_names, positive)
-            improved = val_loss < state["best_val_loss"]
+            # Lower is better for both: the loss, or minus macro F1 (ties: the lower loss).
+            key = val_loss if cfg.monitor == "val_loss" else -val["f1"] + 1e-6 * val_loss
+            improved = key < state["best_val_loss"]
             state.update(epoch=epoch, bad_epochs=0 if improved else state["bad_epochs"] + 1)
             if improved:
-                state.update(best_val_loss=val_loss, best_epoch=epoch)
+                state.update(best_val_loss=key, best_epoch=epoch)
             state["stopped_early"] = state["bad_epochs"] >= cfg.patience
             dwelt = _after_epoch(model, optimizer, cfg, state, improved, run_dir)
             row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,

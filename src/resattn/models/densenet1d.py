@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from ..layers import conv_nd, create_act, norm_nd
 from ..layers.dense import DenseBlock, Transition, xavier_init_
 from .base import HiddenHeadClassifier
@@ -178,5 +179,90 @@ register_config(
     "densenet1d_classifier", DenseClassifier,
     "Decoupled second-stage classifier (Fig. 3): dense block, transition, 3 convs, GAP, "
     "3 fully connected layers (last cosine) on fused backbone + explicit features",
+    supports=(1,), paper=_PAPER,
+)
+
+
+FEATURE_INPUTS = ("fused", "implicit", "explicit")
+CLASSIFIERS = ("dense", "flatten", "cnn")
+
+
+def _classifier(kind: str, in_chans: int, seq_len: int, num_classes: int) -> nn.Module:
+    """Second-stage classifiers compared in Table III: ``dense`` (Fig. 3, cosine last layer),
+    ``flatten`` (flatten -> one linear layer) and ``cnn`` (two conv-BN-ReLU, pool, linear)."""
+    if kind == "dense":
+        return DenseClassifier(in_chans=in_chans, seq_len=seq_len, num_classes=num_classes)
+    if kind == "flatten":
+        return nn.Sequential(nn.Flatten(), nn.Linear(in_chans * seq_len, num_classes))
+    if kind == "cnn":
+        return nn.Sequential(
+            conv_nd(1, in_chans, 64, 3), norm_nd(1, 64), create_act("relu"),
+            conv_nd(1, 64, 64, 3), norm_nd(1, 64), create_act("relu"),
+            nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(64, num_classes),
+        )
+    raise ConfigError(f"classifier must be one of {list(CLASSIFIERS)}, got {kind!r}")
+
+
+class DecoupledDenseNet(nn.Module):
+    """Seed 003's whole predictor, trained in two stages (Kang et al.).
+
+    Stage 1 (``set_stage(1)``): backbone + its one linear layer on (B, in_chans, window), all
+    trainable. Stage 2 (``set_stage(2)``, the default and what a checkpoint predicts with): the
+    backbone is frozen (no gradients, batch norm and dropout in eval mode), its feature map
+    (B, 48, window // 8) is concatenated with the explicit series pooled onto the same grid
+    (``features="fused"``; ``implicit`` or ``explicit`` alone for Table II) and classified by
+    ``classifier`` (Table III).
+    """
+
+    def __init__(self, in_chans: int = AETA_FEATURES, window: int = 32, num_classes: int = 5,
+                 features: str = "fused", classifier: str = "dense") -> None:
+        super().__init__()
+        if features not in FEATURE_INPUTS:
+            raise ConfigError(f"features must be one of {list(FEATURE_INPUTS)}, got {features!r}")
+        if window < 8:
+            raise ConfigError(f"window must be at least 8 weeks (four dense blocks), got {window}")
+        self.features, self.num_classes = features, num_classes
+        self.backbone = DenseNet1D(in_chans=in_chans, num_classes=num_classes)
+        seq_len = max(1, window // 8)
+        chans = {"fused": BACKBONE_CHANNELS + in_chans, "implicit": BACKBONE_CHANNELS,
+                 "explicit": in_chans}[features]
+        self.classifier = _classifier(classifier, chans, seq_len, num_classes)
+        self.seq_len = seq_len
+        self.set_stage(2)
+
+    def set_stage(self, stage: int) -> None:
+        """1: train the backbone with its linear layer; 2: freeze it, train the classifier."""
+        if stage not in (1, 2):
+            raise ConfigError(f"stage must be 1 or 2, got {stage}")
+        self.stage = stage
+        for p in self.backbone.parameters():
+            p.requires_grad_(stage == 1)
+        for p in self.classifier.parameters():
+            p.requires_grad_(stage == 2)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> DecoupledDenseNet:
+        super().train(mode)
+        if getattr(self, "stage", 1) == 2:
+            self.backbone.eval()  # frozen: running statistics and dropout stay fixed
+        return self
+
+    def fused(self, x: torch.Tensor) -> torch.Tensor:
+        """The classifier's input: implicit, explicit or both, on the backbone's grid."""
+        if self.features == "explicit":
+            return F.adaptive_avg_pool1d(x, self.seq_len)
+        implicit = self.backbone.forward_features(x)  # (B, 48, window // 8)
+        return implicit if self.features == "implicit" else fuse_features(implicit, x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stage == 1:
+            return self.backbone(x)
+        return self.classifier(self.fused(x))
+
+
+register_config(
+    "decoupled_densenet1d", DecoupledDenseNet,
+    "Seed 003 predictor: DenseNet-1D backbone (stage 1) + classifier on [implicit | explicit] "
+    "features (stage 2, frozen backbone, class-balanced)",
     supports=(1,), paper=_PAPER,
 )

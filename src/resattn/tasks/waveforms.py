@@ -194,6 +194,7 @@ def score(model: nn.Module, windows: WaveformWindows, precision: str = "fp32",
     probs, labels, _ = predict_proba(model, windows, precision, batch_size)
     metrics = classification_metrics(labels, probs, CLASS_NAMES, POSITIVE)
     metrics["probabilities"] = probs[:, POSITIVE].round(6).tolist()
+    metrics["labels"] = labels.tolist()
     return metrics
 
 

@@ -1,0 +1,235 @@
+"""Train and evaluate the weekly forecaster of seed 003 on catalogues (plus optional
+user-supplied per-time-step precursor features).
+
+Run directory after ``train_forecaster``:
+    model.safetensors / model.json    the decoupled model (stage 2) + everything needed to
+                                      rebuild its inputs (region, bounds, window, features,
+                                      standardisation, split dates)
+    stage1/, stage2/                  the two training runs (logs, checkpoints, resume state)
+    baselines/cnn/                    the plain CNN baseline
+    baselines.npz                     training matrix for the scikit-learn baselines
+    test_metrics.json                 the test weeks: ours and every baseline
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file
+
+from ..data.catalog import Catalog, magnitude_of_completeness, read_catalogs
+from ..engine.checkpoint import (
+    atomic_write_bytes,
+    atomic_write_json,
+    load_model,
+    load_state,
+    save_model,
+)
+from ..engine.inference import predict_proba
+from ..engine.trainer import TrainConfig, fit
+from ..errors import ConfigError, DataError
+from ..eval.metrics import classification_metrics
+from ..models import create_model
+from . import baselines as base
+from .features import DEFAULT_BOUNDS
+from .series import Standardizer, WeeklySeries, WeekWindows, build_series, time_split
+
+TASK = "weekly-forecast"
+
+
+@dataclass
+class ForecastConfig:
+    """What to forecast and how to train. Dates are ISO strings; None picks a default."""
+
+    region: tuple[float, float, float, float] | None = None  # lat0, lat1, lon0, lon1
+    bounds: tuple[float, ...] = DEFAULT_BOUNDS
+    min_magnitude: float | None = None
+    start: str | None = None  # first week (default: first event + window weeks)
+    end: str | None = None  # end of the last week (default: last event)
+    train_end: str | None = None  # T1 (default: 70 % of the span)
+    val_end: str | None = None  # T2 (default: 85 % of the span)
+    window: int = 32  # weeks of history per item (the backbone's W)
+    gap_days: float = 180.0  # longer stretches without events are missing data
+    features: str = "fused"
+    classifier: str = "dense"
+    epochs: int = 100
+    patience: int = 5
+    batch_size: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+    baselines: bool = True
+    extra: str | None = None  # per-time-step precursor table (CSV)
+    recipe: dict = field(default_factory=dict)  # TrainConfig overrides for both stages
+
+
+def load_catalog(paths, region=None, min_magnitude=None, on_bad: str = "skip") -> Catalog:
+    """Concatenated catalogues, cut to the region and magnitude floor."""
+    catalog = read_catalogs([paths] if isinstance(paths, str | Path) else list(paths),
+                            on_bad=on_bad)
+    if region is not None:
+        catalog = catalog.region(*region)
+    if min_magnitude is not None:
+        catalog = catalog.above(min_magnitude)
+    if len(catalog) == 0:
+        raise DataError(f"{', '.join(map(str, catalog.sources))}: no events in the region "
+                        f"{region} above magnitude {min_magnitude}")
+    return catalog
+
+
+def _default_dates(catalog: Catalog, cfg: ForecastConfig) -> ForecastConfig:
+    t = catalog.events["time"]
+    start = pd.Timestamp(cfg.start) if cfg.start else t.iloc[0].normalize() + pd.Timedelta(
+        weeks=cfg.window)
+    end = pd.Timestamp(cfg.end) if cfg.end else t.iloc[-1].normalize()
+    span = end - start
+    t1 = cfg.train_end or str((start + 0.70 * span).date())
+    t2 = cfg.val_end or str((start + 0.85 * span).date())
+    return replace(cfg, start=str(start.date()), end=str(end.date()), train_end=t1, val_end=t2)
+
+
+def forecast_metrics(labels: np.ndarray, probs: np.ndarray, names: list[str]) -> dict:
+    """The paper's metrics with macro recall and macro F1 as the headline."""
+    m = classification_metrics(labels, probs, names)
+    return {"accuracy": m["accuracy"], "macro_recall": m["recall"], "macro_f1": m["f1"],
+            "macro_precision": m["precision"], "kappa": m["kappa"], "n_weeks": m["n"],
+            "per_class": m["per_class"], "confusion": m["confusion"]}
+
+
+def _stage_config(cfg: ForecastConfig, **kw) -> TrainConfig:
+    """Adam 1e-3, cosine annealing, fp32 (tiny tensors gain nothing from bf16)."""
+    return TrainConfig(**{"epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr,
+                          "weight_decay": 0.0, "patience": cfg.patience, "precision": "fp32",
+                          "seed": cfg.seed, "optimizer": "adam", "schedule": "cosine",
+                          **cfg.recipe, **kw})
+
+
+def _fit_stage(model, data: dict, run: Path, tc: TrainConfig, names: list[str],
+               meta: dict) -> None:
+    """Train into ``run`` (resuming if it holds a run) and load the best weights back."""
+    fit(model, data["train"], data["val"], run, tc, resume=(run / "last.json").exists(),
+        meta=meta, class_names=names, show_progress=False)
+    path = run / "model.safetensors"
+    load_state(model, load_file(path), path)
+
+
+def train_forecaster(catalogs, out: str | Path, cfg: ForecastConfig | None = None,
+                     on_bad: str = "skip") -> dict:
+    """Decoupled two-stage training (seed 003) on weekly series of the catalogue(s); scores
+    the test weeks against every baseline and returns that summary."""
+    cfg = cfg or ForecastConfig()
+    out = Path(out)
+    catalog = load_catalog(catalogs, cfg.region, cfg.min_magnitude, on_bad)
+    cfg = _default_dates(catalog, cfg)
+    mc = magnitude_of_completeness(catalog.magnitudes)  # reported; features use per-week Mc
+    series = build_series(catalog, pd.Timestamp(cfg.start) - pd.Timedelta(weeks=cfg.window - 1),
+                          cfg.end, cfg.bounds, cfg.extra, gap_days=cfg.gap_days)
+    parts = time_split(series, cfg.train_end, cfg.val_end, cfg.window)
+    scaler = Standardizer.fit(series.features.to_numpy()[parts["train"]])
+    z = scaler(series.features.to_numpy())
+    data = {p: WeekWindows(z, series.labels, idx, cfg.window) for p, idx in parts.items()}
+    names, k = series.class_names, len(series.bounds) + 1
+    meta = {
+        "task": TASK, "forecast": {**asdict(cfg), "mc": mc, "feature_names": series.names,
+                                   "standardizer": scaler.to_json(),
+                                   "train_class_counts": np.bincount(
+                                       series.labels[parts["train"]], minlength=k).tolist()},
+        "data": {"catalogs": list(map(str, catalog.sources)), "n_events": len(catalog),
+                 "weeks": {p: [str(series.starts[v[0]].date()), str(series.starts[v[-1]].date()),
+                               len(v)] for p, v in parts.items()},
+                 "bad_rows": len(catalog.bad_rows),
+                 "gaps": [[str(a), str(b)] for a, b in catalog.gaps(cfg.gap_days)],
+                 "weeks_dropped_for_gaps": int((~series.usable).sum())},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    model = create_model("decoupled_densenet1d", in_chans=z.shape[1], window=cfg.window,
+                         num_classes=k, features=cfg.features, classifier=cfg.classifier)
+    model.set_stage(1)  # backbone + one linear layer, instance sampling, loss-based stop
+    _fit_stage(model, data, out / "stage1", _stage_config(cfg), names, meta)
+    model.set_stage(2)  # frozen backbone, fused classifier, class-balanced sampling
+    _fit_stage(model, data, out / "stage2",
+               _stage_config(cfg, sampling="class_balanced", monitor="val_f1"), names, meta)
+    save_model(out / "model", model, meta)
+    if cfg.baselines:
+        cnn = create_model("cnn1d", in_chans=z.shape[1], num_classes=k)
+        fit(cnn, data["train"], data["val"], out / "baselines" / "cnn", _stage_config(cfg),
+            resume=(out / "baselines" / "cnn" / "last.json").exists(), meta=meta,
+            class_names=names, show_progress=False)
+        _save_arrays(out / "baselines.npz", x=z[parts["train"]], y=series.labels[parts["train"]])
+    summary = {"config": asdict(cfg), "mc": mc, "weeks": meta["data"]["weeks"],
+               **score_weeks(out, series, z, parts["test"], meta)}
+    atomic_write_json(out / "test_metrics.json", summary)
+    return summary
+
+
+def _save_arrays(path: Path, **arrays: np.ndarray) -> None:
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def score_weeks(run: Path, series: WeeklySeries, z: np.ndarray, idx: np.ndarray,
+                meta: dict) -> dict:
+    """Metrics of the run's model and of every baseline on the weeks ``idx``."""
+    f = meta["forecast"]
+    names, k, window = series.class_names, len(series.bounds) + 1, f["window"]
+    weeks = WeekWindows(z, series.labels, idx, window)
+    y = series.labels[idx]
+    model, _ = load_model(run)
+    probs, _, _ = predict_proba(model, weeks, "fp32", 256)
+    result = {"model": forecast_metrics(y, probs, names), "baselines": {},
+              "week_starts": [str(d.date()) for d in series.starts[idx]],
+              "probabilities": probs.round(6).tolist(), "labels": y.tolist()}
+    train_counts = np.asarray(f["train_class_counts"])
+    bl = result["baselines"]
+    bl["climatology"] = forecast_metrics(
+        y, np.tile(train_counts / train_counts.sum(), (len(y), 1)), names)
+    bl["persistence"] = forecast_metrics(y, base.persistence(series.labels[idx - 1], k), names)
+    npz = run / "baselines.npz"
+    if npz.exists():
+        with np.load(npz, allow_pickle=False) as d:
+            x_train, y_train = d["x"], d["y"]
+        bl["weighted_svm"] = forecast_metrics(y, base.weighted_svm(x_train, y_train, z[idx], k),
+                                              names)
+        bl["weighted_tree"] = forecast_metrics(
+            y, base.weighted_tree(x_train, y_train, z[idx], k, f["seed"]), names)
+    for name, path in (("cnn", run / "baselines" / "cnn"), ("densenet", run / "stage1")):
+        if (path / "model.json").exists():
+            net, _ = load_model(path)
+            if hasattr(net, "set_stage"):
+                net.set_stage(1)  # DenseNet without decoupling: backbone + its linear layer
+            p, _, _ = predict_proba(net, weeks, "fp32", 256)
+            bl[name] = forecast_metrics(y, p, names)
+    return result
+
+
+def evaluate_forecaster(run: str | Path, catalogs, date_from: str, date_to: str,
+                        extra: str | None = None, on_bad: str = "skip") -> dict:
+    """Score a trained run on the whole weeks in [date_from, date_to) of the given catalogues
+    (concatenated; each week's features use every event before it)."""
+    run = Path(run)
+    _, meta = load_model(run)
+    if meta.get("task") != TASK:
+        raise ConfigError(f"{run}: not a weekly-forecast run (task {meta.get('task')!r})")
+    f = meta["forecast"]
+    catalog = load_catalog(catalogs, f["region"], f["min_magnitude"], on_bad)
+    t0 = pd.Timestamp(date_from)
+    series = build_series(catalog, t0 - pd.Timedelta(weeks=f["window"]), date_to,
+                          tuple(f["bounds"]), extra or f["extra"],
+                          gap_days=f.get("gap_days", 180.0))
+    if series.names != f["feature_names"]:
+        raise DataError(f"the features built now ({len(series.names)}) differ from the "
+                        f"model's ({len(f['feature_names'])}); pass the same --extra table")
+    idx = series.positions(t0, date_to, f["window"])
+    if len(idx) == 0:
+        raise DataError(f"no whole week between {date_from} and {date_to}")
+    z = Standardizer.from_json(f["standardizer"])(series.features.to_numpy())
+    result = score_weeks(run, series, z, idx, meta)
+    return {**result.pop("model"), **result, "from": date_from, "to": date_to,
+            "region": f["region"], "class_names": series.class_names}

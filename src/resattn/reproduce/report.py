@@ -1,0 +1,291 @@
+"""Aggregate an experiment's runs into ``results.json`` and write a Markdown report and a
+self-contained HTML page (plots embedded as base64 PNG) that a reviewer reads without our code.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..engine.checkpoint import atomic_write_text, read_json
+from ..engine.provenance import environment
+from ..engine.trainer import read_log
+from ..report import markdown_table, new_figure, save_figure
+from .config import Experiment
+from .runner import DONE, run_dir
+
+
+def _seed_metrics(summary: dict, per_class: str | None) -> dict[str, float]:
+    test = summary["test"]
+    out = {k: float(v) for k, v in test.items()
+           if isinstance(v, int | float) and not isinstance(v, bool) and k != "n"}
+    if per_class:
+        for name, scores in test["per_class"].items():
+            out[f"{per_class}/{name}"] = float(scores[per_class])
+    return out
+
+
+def paired_test(ours: list[float], base: list[float]) -> dict | None:
+    """Paired t-test over seeds (same seeds, same splits) of a cell against the baseline."""
+    if len(ours) != len(base) or len(ours) < 2:
+        return None
+    from scipy import stats
+
+    diff = np.asarray(ours) - np.asarray(base)
+    if np.allclose(diff, diff[0]):
+        p = 1.0 if diff[0] == 0 else 0.0
+    else:
+        p = float(stats.ttest_rel(ours, base).pvalue)
+    return {"mean_difference": float(diff.mean()), "p_value": p, "n": len(diff)}
+
+
+def aggregate(exp: Experiment, out: Path, quick: bool = False) -> dict:
+    """``results.json``: per cell the seeds' metrics (mean, std with ddof 1), the published
+    figures and a paired comparison against the baseline cell."""
+    cells, per_seed = [], {}
+    for cell in exp.cells:
+        runs = [read_json(run_dir(out, cell, s) / DONE) for s in range(exp.seeds)
+                if (run_dir(out, cell, s) / DONE).exists()]
+        values = [_seed_metrics(r, exp.per_class) for r in runs]
+        per_seed[cell.name] = values
+        keys = sorted(set().union(*values)) if values else []
+        metrics = {}
+        for k in keys:
+            v = np.asarray([m[k] for m in values if k in m and m[k] is not None], dtype=float)
+            metrics[k] = {"mean": float(v.mean()),
+                          "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+                          "values": v.tolist()}
+        cells.append({"name": cell.name, "model": cell.model, "options": cell.options,
+                      "n_seeds": len(runs), "metrics": metrics, "published": cell.published,
+                      "epochs_run": [r["epochs_run"] for r in runs],
+                      "best_epoch": [r["best_epoch"] for r in runs]})
+    if exp.baseline:
+        base = per_seed[exp.baseline]
+        for c in cells:
+            c["vs_baseline"] = {k: paired_test([m[k] for m in per_seed[c["name"]]],
+                                               [m[k] for m in base]) for k in exp.metrics
+                                if all(k in m for m in per_seed[c["name"]] + base)}
+    timings = read_json(out / "timings.json") if (out / "timings.json").exists() else {}
+    return {"experiment": exp.name, "paper": exp.paper, "task": exp.task,
+            "data": str(exp.data), "mode": "quick" if quick else "full",
+            "seeds": exp.seeds, "epochs": exp.epochs, "recipe": exp.recipe,
+            "baseline": exp.baseline, "metrics": exp.metrics, "cells": cells,
+            "complete": all(c["n_seeds"] == exp.seeds for c in cells),
+            "wall_seconds": round(sum(timings.values()), 1), "caveats": exp.caveats,
+            "environment": environment()}
+
+
+# ---------------------------------------------------------------------------------- plots
+def _metric_chart(results: dict, key: str, path: Path) -> Path:
+    cells = results["cells"]
+    fig = new_figure((max(5.0, 1.1 * len(cells) + 2), 3.6))
+    ax = fig.add_subplot()
+    x = np.arange(len(cells))
+    means = [c["metrics"].get(key, {}).get("mean", np.nan) for c in cells]
+    stds = [c["metrics"].get(key, {}).get("std", 0.0) for c in cells]
+    ax.bar(x - 0.18, means, 0.36, yerr=stds, capsize=3, label="ours (mean ± std)")
+    pub = [c["published"].get(key, np.nan) for c in cells]
+    if not all(math.isnan(p) for p in pub):
+        ax.bar(x + 0.18, pub, 0.36, color="tab:gray", alpha=0.7, label="published (theirs)")
+    ax.set_xticks(x, [c["name"] for c in cells], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(key)
+    finite = [v for v in means + pub if v == v]
+    ax.set_ylim(max(0.0, min(finite, default=0) - 0.1), 1.0 if key != "log_loss" else None)
+    ax.legend(fontsize=8)
+    ax.set_title(f"{key} per cell")
+    return save_figure(fig, path)
+
+
+def _curves(exp: Experiment, out: Path, path: Path) -> Path:
+    fig = new_figure((7.0, 3.6))
+    ax = fig.add_subplot()
+    for cell in exp.cells:
+        rows = read_log(run_dir(out, cell, 0) / "metrics.jsonl")
+        if rows:
+            ax.plot([r["epoch"] for r in rows], [r["val_loss"] for r in rows], marker=".",
+                    label=cell.name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation loss (seed 0)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def _confusions(exp: Experiment, out: Path, path: Path) -> Path:
+    n = len(exp.cells)
+    cols = min(n, 4)
+    rows = math.ceil(n / cols)
+    fig = new_figure((3.0 * cols, 2.9 * rows))
+    for i, cell in enumerate(exp.cells):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        done = run_dir(out, cell, 0) / DONE
+        if not done.exists():
+            ax.set_axis_off()
+            continue
+        test = read_json(done)["test"]
+        cm = np.asarray(test["confusion"])
+        ax.imshow(cm, cmap="Blues")
+        for (r, c), v in np.ndenumerate(cm):
+            ax.text(c, r, str(v), ha="center", va="center", fontsize=7,
+                    color="white" if v > cm.max() / 2 else "black")
+        names = test.get("class_names") or list(test["per_class"])
+        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
+        ax.set_yticks(range(len(names)), names, fontsize=6)
+        ax.set_title(cell.name, fontsize=8)
+    fig.suptitle("test confusion matrices, seed 0 (rows true, columns predicted)", fontsize=9)
+    return save_figure(fig, path)
+
+
+def _per_class(results: dict, key: str, path: Path) -> Path:
+    cells = results["cells"]
+    classes = sorted({k.split("/", 1)[1] for c in cells for k in c["metrics"]
+                      if k.startswith(key + "/")})
+    fig = new_figure((max(6.0, 0.9 * len(classes) * max(1, len(cells)) / 2 + 3), 3.6))
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(cells))
+    x = np.arange(len(classes))
+    for j, c in enumerate(cells):
+        m = [c["metrics"].get(f"{key}/{k}", {}) for k in classes]
+        ax.bar(x + j * width, [v.get("mean", np.nan) for v in m], width,
+               yerr=[v.get("std", 0.0) for v in m], capsize=2, label=c["name"])
+        pub = [c["published"].get(f"{key}/{k}") for k in classes]
+        if any(p is not None for p in pub):
+            ax.scatter(x + j * width, [np.nan if p is None else p for p in pub], marker="_",
+                       s=200, color="black", label="published (theirs)", zorder=3)
+    ax.set_xticks(x + width * (len(cells) - 1) / 2, classes, rotation=30, ha="right",
+                  fontsize=8)
+    ax.set_ylabel(f"{key} per class (mean ± std)")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def _gradcam_examples(exp: Experiment, out: Path, folder: Path, n: int = 3) -> list[Path]:
+    """Grad-CAM of the seed-0 model of the last cell on a few test items."""
+    from ..engine.checkpoint import load_model
+    from ..explain import grad_cam, overlay_image, plot_waveform_cam
+
+    cell = exp.cells[-1]
+    run = run_dir(out, cell, 0)
+    if not (run / DONE).exists():
+        return []
+    model, meta = load_model(run)
+    if exp.task == "image":
+        from ..data.image_transforms import AugmentedSubset
+        from ..tasks.images import open_for_model, part_indices
+
+        ds = open_for_model(exp.data, meta)
+        idx = part_indices(ds, meta, "test")
+        items = AugmentedSubset(ds, idx[np.linspace(0, len(idx) - 1, n).astype(int)])
+        draw = overlay_image
+    else:
+        from ..data import WaveformDataset
+        from ..tasks.waveforms import eval_windows, split_from_names
+
+        ds = WaveformDataset.from_path(exp.data)
+        test = split_from_names(ds, read_json(run / "split.json"))["test"]
+        items = eval_windows(ds.subset(test[:n]), meta)
+        draw = plot_waveform_cam
+    paths = []
+    names = meta.get("class_names") or []
+    for i in range(min(n, len(items))):
+        x, y = items[i]
+        cam = grad_cam(model, x[None])[0]
+        title = f"{cell.name}: true {names[y] if y < len(names) else y}"
+        paths.append(draw(x, cam, folder / f"gradcam_{i}.png", title=title))
+    return paths
+
+
+# ---------------------------------------------------------------------------------- text
+def _fmt(m: dict | None, key: str) -> str:
+    if not m or key not in m:
+        return "–"
+    return f"{m[key]['mean']:.4f} ± {m[key]['std']:.4f}"
+
+
+def results_rows(results: dict) -> tuple[list[str], list[list]]:
+    keys = results["metrics"]
+    headers = ["cell", "seeds"]
+    for k in keys:
+        headers += [f"{k} (ours)", f"{k} (published)", "difference"]
+    headers.append("vs baseline (paired t-test p)")
+    rows = []
+    for c in results["cells"]:
+        row = [c["name"], c["n_seeds"]]
+        for k in keys:
+            pub = c["published"].get(k)
+            mean = c["metrics"].get(k, {}).get("mean")
+            row += [_fmt(c["metrics"], k), "–" if pub is None else f"{pub:.4f}",
+                    "–" if pub is None or mean is None else f"{mean - pub:+.4f}"]
+        vs = c.get("vs_baseline") or {}
+        first = vs.get(keys[0]) if keys else None
+        row.append("baseline" if c["name"] == results["baseline"] else
+                   "–" if not first else f"{first['mean_difference']:+.4f} (p = "
+                   f"{first['p_value']:.3f})")
+        rows.append(row)
+    return headers, rows
+
+
+def write_report(exp: Experiment, out: Path, results: dict) -> Path:
+    figs = out / "figures"
+    figures: list[tuple[str, Path]] = []
+    for key in exp.metrics:
+        figures.append((f"{key} per cell, ours beside the published figure",
+                        _metric_chart(results, key, figs / f"{key}.png")))
+    figures.append(("Validation loss per epoch (seed 0)",
+                    _curves(exp, out, figs / "curves.png")))
+    figures.append(("Test confusion matrices (seed 0)",
+                    _confusions(exp, out, figs / "confusion.png")))
+    if exp.per_class:
+        figures.append((f"Per-class {exp.per_class} (mean ± std over seeds)",
+                        _per_class(results, exp.per_class, figs / "per_class.png")))
+    for p in _gradcam_examples(exp, out, figs):
+        figures.append(("Grad-CAM example (last cell, seed 0, test item)", p))
+    headers, rows = results_rows(results)
+    env = results["environment"]
+    env_line = (f"resattn {env.get('resattn')}, torch {env.get('torch')}, Python "
+                f"{env.get('python')}, commit {env.get('git_commit')}, CPU "
+                f"{env.get('cpu_model')} ({env.get('cpu_count', '?')} cores)")
+    summary = (f"{results['mode']} mode, {results['seeds']} seed(s) per cell, at most "
+               f"{results['epochs']} epochs, wall time {results['wall_seconds'] / 60:.1f} min "
+               f"of training on this machine. Standard deviations are over seeds (ddof 1); "
+               f"'published' is the paper's figure (theirs), on their data.")
+    md = "\n\n".join([
+        f"# {exp.name}", f"Paper: {exp.paper}", summary,
+        markdown_table(headers, rows),
+        f"**Data caveats.** {exp.caveats}" if exp.caveats else "",
+        *[f"![{t}](figures/{p.name})" for t, p in figures],
+        f"Environment: {env_line}.",
+        "Run logs (metrics.jsonl per run, split.json, test_metrics.json) are under `runs/`.",
+    ])
+    atomic_write_text(out / "report.md", md + "\n")
+    atomic_write_text(out / "report.html", _html(exp, summary, headers, rows, figures,
+                                                 env_line))
+    return out / "report.md"
+
+
+def _html(exp: Experiment, summary: str, headers: list[str], rows: list[list],
+          figures: list[tuple[str, Path]], env_line: str) -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in r) + "</tr>"
+                   for r in rows)
+    imgs = "".join(
+        f"<figure><img alt='{esc(t)}' src='data:image/png;base64,"
+        f"{base64.b64encode(p.read_bytes()).decode()}'><figcaption>{esc(t)}</figcaption>"
+        "</figure>" for t, p in figures)
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #bbb;"
+             "padding:3px 6px}th{background:#eee}img{max-width:100%}figure{margin:1.5em 0}"
+             ".caveat{background:#fff6e0;padding:.6em;border-left:4px solid #e0a000}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(exp.name)}</title>"
+            f"<style>{style}</style></head><body><h1>{esc(exp.name)}</h1>"
+            f"<p>Paper: {esc(exp.paper)}</p><p>{esc(summary)}</p>"
+            f"<table><tr>{head}</tr>{body}</table>"
+            + (f"<p class='caveat'><b>Data caveats.</b> {esc(exp.caveats)}</p>"
+               if exp.caveats else "")
+            + f"{imgs}<p>Environment: {esc(env_line)}</p></body></html>\n")

@@ -1,0 +1,125 @@
+"""`resattn reproduce`: configs, interruption and resume, results.json, and the HTML report as
+a browser renders it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from conftest import REPO, run_cli
+from test_cli import _assert_one_line_error
+from test_image_task import write_squares
+
+
+def tiny_config(tmp: Path) -> Path:
+    data = write_squares(tmp / "squares", per_class=12)
+    cfg = {
+        "name": "tiny", "paper": "test", "task": "image", "data": str(data),
+        "seeds": 3, "epochs": 5, "recipe": {"batch_size": 8, "patience": 5},
+        "image": {"fractions": [0.5, 0.25, 0.25], "split_seed": 0},
+        "metrics": ["accuracy", "f1"], "per_class": "recall", "baseline": "arn",
+        "cells": [
+            {"name": "arn", "model": "arn_cnn", "options": {"input_size": 32}},
+            {"name": "tiny resnet", "model": "resnet18",
+             "options": {"widths": [8, 8, 16, 16], "stem_width": 8},
+             "published": {"accuracy": 0.9, "recall/left": 0.8}},
+        ],
+        "quick": {"epochs": 2, "seeds": 2},
+        "caveats": "generated squares",
+    }
+    path = tmp / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_every_shipped_config_loads() -> None:
+    from resattn.reproduce import load_experiment
+
+    configs = sorted((REPO / "configs").glob("*.yaml"))
+    assert len(configs) >= 5
+    for path in configs:
+        exp = load_experiment(path)
+        assert exp.cells and exp.baseline in [c.name for c in exp.cells]
+        assert any(c.published for c in exp.cells) or "seed001" in path.name
+        quick = exp.quick_version()
+        assert quick.epochs <= 2 and quick.seeds <= 2
+
+
+def test_config_errors_name_the_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ntask: audio\ndata: .\ncells: [{name: a, model: resnet18}]\n")
+    _assert_one_line_error(run_cli("reproduce", bad), "bad.yaml", "task must be one of")
+    bad.write_text("name: x\ntask: image\ndata: .\ncells: [{name: a}]\n")
+    _assert_one_line_error(run_cli("reproduce", bad), "cells[0] needs a name and a model")
+
+
+def test_quick_run_killed_midway_resumes_without_retraining(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path)
+    out = tmp_path / "out"
+    first = out / "runs" / "arn" / "seed0" / "test_metrics.json"
+    proc = subprocess.Popen([sys.executable, "-m", "resattn", "reproduce", str(cfg), "--quick",
+                             "--out", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while not first.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    assert first.exists(), "the first cell never finished"
+    finished = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/test_metrics.json")}
+    assert len(finished) < 4, "the run finished before it could be interrupted"
+    assert not (out / "results.json").exists()
+
+    proc = run_cli("reproduce", cfg, "--quick", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "done, skipped" in proc.stderr
+    for path, mtime in finished.items():  # finished cells were not retrained
+        assert path.stat().st_mtime_ns == mtime
+    results = json.loads((out / "results.json").read_text())
+    assert results["complete"] and results["mode"] == "quick"
+    assert [c["name"] for c in results["cells"]] == ["arn", "tiny resnet"]
+    for cell in results["cells"]:
+        assert cell["n_seeds"] == 2
+        acc = cell["metrics"]["accuracy"]
+        assert len(acc["values"]) == 2 and acc["mean"] == pytest.approx(np.mean(acc["values"]))
+        assert "recall/left" in cell["metrics"]
+    resnet = results["cells"][1]
+    assert resnet["published"]["accuracy"] == 0.9
+    assert resnet["vs_baseline"]["accuracy"]["n"] == 2
+    for run in out.glob("runs/*/*"):
+        assert (run / "metrics.jsonl").read_text().count("\n") >= 1
+    md = (out / "report.md").read_text()
+    assert "| tiny resnet | 2 |" in md and "0.9000" in md
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 5 and "src='figures" not in html
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium() is None, reason="chromium not installed (.ci/run installs it)")
+def test_html_report_renders_plots_in_headless_chromium(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path)
+    out = tmp_path / "out"
+    assert run_cli("reproduce", cfg, "--quick", "--out", out).returncode == 0
+    shot = tmp_path / "shot.png"
+    subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+                    "--hide-scrollbars", f"--screenshot={shot}", "--window-size=1200,2400",
+                    (out / "report.html").as_uri()], capture_output=True, timeout=120)
+    img = np.asarray(Image.open(shot).convert("RGB"), dtype=float)
+    assert img.shape[0] >= 2000
+    not_white = (img < 235).any(axis=2)
+    colourful = (img.max(axis=2) - img.min(axis=2)) > 60  # bars, heat maps: not just text
+    assert not_white.mean() > 0.05, "the page rendered (almost) blank"
+    assert colourful.mean() > 0.01, "no coloured plot pixels: the images did not render"
