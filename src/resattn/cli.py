@@ -407,6 +407,142 @@ def reproduce(
                   f"report: {where}/report.html")
 
 
+compress_app = typer.Typer(no_args_is_help=True, help="Make a trained model smaller and faster "
+                           "(seed 001's review): distill, prune, quantize, export.")
+app.add_typer(compress_app, name="compress")
+ModelOpt = Annotated[str, typer.Option(help="Shipped model name, run directory or checkpoint.")]
+DataOpt = Annotated[Path, typer.Option(help="Evaluation / training data of the model's task.")]
+OutOpt = Annotated[Path, typer.Option(help="Output folder.")]
+PartOpt = Annotated[str, typer.Option(help="Images: split part to score (test, val, all).")]
+
+
+def _compare(model: str, data: Path, out: Path, part: str, extra: list[tuple[str, str]],
+             techniques: tuple[str, ...] = ("fp32",)) -> list[dict]:
+    """Rows of the original (as ``techniques``) and of each (technique, run) in ``extra``,
+    printed as a table and written to ``out/compare.json``."""
+    from .engine.checkpoint import atomic_write_json
+    from .optimize.benchmark import format_rows
+    from .optimize.compare import eval_batches, model_row, original_rows
+    from .pretrained import load_any
+
+    net, meta = load_any(model)
+    batches = eval_batches(meta, data, part)
+    name = Path(model).name if Path(model).exists() else model
+    rows = original_rows(name, net, meta, batches, out, techniques)
+    rows += [model_row(name, technique, run, batches) for technique, run in extra]
+    atomic_write_json(out / "compare.json", rows)
+    Console().print(format_rows(rows), markup=False)
+    return rows
+
+
+@compress_app.command("export")
+def compress_export(model: ModelOpt, out: OutOpt, data: DataOpt, part: PartOpt = "test",
+                    torchscript: Annotated[bool, typer.Option(
+                        help="Also write a TorchScript (traced) file.")] = False) -> None:
+    """ONNX (dynamic batch; dynamic length for 1-D models), verified against PyTorch."""
+    from .optimize.compare import onnx_check
+    from .optimize.export import export_torchscript
+    from .optimize.prune import input_shape_of
+    from .pretrained import load_any
+
+    net, meta = load_any(model)
+    diff = onnx_check(net, meta, out)
+    console.print(f"ONNX vs PyTorch: max |difference| {diff:.2e}")
+    if torchscript:
+        export_torchscript(net, input_shape_of(meta), out / "model.torchscript.pt")
+    _compare(model, data, out, part, [], ("fp32", "onnx"))
+
+
+@compress_app.command("quantize")
+def compress_quantize(model: ModelOpt, out: OutOpt, data: DataOpt,
+                      part: PartOpt = "test") -> None:
+    """int8 static post-training quantisation (ONNX Runtime, calibrated on the data) and bf16
+    autocast, beside the fp32 original."""
+    _compare(model, data, out, part, [], ("fp32", "bf16", "int8"))
+
+
+@compress_app.command("prune")
+def compress_prune(model: ModelOpt, out: OutOpt, data: DataOpt,
+                   target: Annotated[float, typer.Option(
+                       help="Fraction of multiply-accumulates to remove.")] = 0.5,
+                   steps: Annotated[int, typer.Option(help="Prune/fine-tune rounds.")] = 3,
+                   finetune_epochs: Annotated[int, typer.Option()] = 2,
+                   part: PartOpt = "test") -> None:
+    """Dependency-aware channel pruning, iterative with fine-tuning on the model's task."""
+    from .optimize.prune import prune
+
+    result = prune(model, data, out, target, steps, finetune_epochs)
+    _compare(model, data, out, part, [(f"pruned {target:.0%} MACs target", result["model"])])
+
+
+@compress_app.command("distill")
+def compress_distill(teacher: ModelOpt, student: Annotated[str, typer.Option(
+                         help="Registered model name of the student.")],
+                     out: OutOpt, data: DataOpt,
+                     option: Annotated[list[str] | None, typer.Option(
+                         help="Student option key=value, repeatable.")] = None,
+                     temperature: Annotated[float, typer.Option()] = 4.0,
+                     alpha: Annotated[float, typer.Option(
+                         help="Weight of the soft (teacher) term.")] = 0.7,
+                     epochs: Annotated[int, typer.Option()] = 10,
+                     part: PartOpt = "test") -> None:
+    """Train a student on the teacher's task, split and preprocessing, from its soft outputs."""
+    from .optimize.distill import distill
+
+    distill(teacher, student, data, out / "student", _parse_options(option), temperature,
+            alpha, epochs)
+    _compare(teacher, data, out, part, [(f"distilled student ({student})", out / "student")])
+
+
+@app.command()
+def finetune(model: ModelOpt, data: DataOpt, out: OutOpt,
+             freeze: Annotated[int, typer.Option(
+                 help="Freeze the first N stages (-1: the whole trunk).")] = 0,
+             lr_decay: Annotated[float, typer.Option(
+                 help="Learning-rate factor per stage from the head down (1: same lr).")]
+             = 1.0,
+             epochs: Annotated[int, typer.Option()] = 10,
+             lr: Annotated[float | None, typer.Option(help="Base learning rate.")] = None,
+             part: PartOpt = "test") -> None:
+    """Transfer learning from trained weights onto new data (a new head if the classes
+    differ), then the before/after table on the new data's test part."""
+    from dataclasses import replace
+
+    from .engine.trainer import TrainConfig
+    from .optimize.finetune import finetune as run
+    from .pretrained import load_any
+
+    _, meta = load_any(model)
+    cfg = TrainConfig(**{k: v for k, v in (meta.get("train_config") or {}).items()
+                         if k in TrainConfig.__dataclass_fields__})
+    summary = run(model, data, out, epochs, freeze, lr_decay,
+                  replace(cfg, lr=lr) if lr else cfg)
+    test = summary["test"]
+    console.print(f"fine-tuned: test accuracy {test['accuracy']:.4f}, macro F1 {test['f1']:.4f} "
+                  f"(n={test['n']}); model: {out}")
+    _compare(str(out), data, out, part, [])
+
+
+@app.command()
+def tune(config: Annotated[Path, typer.Argument(help="Experiment config with a search: "
+                                                     "section.")],
+         storage: Annotated[str | None, typer.Option(
+             help="Optuna storage URL (default sqlite in --out; PostgreSQL URLs let several "
+                  "machines share one study).")] = None,
+         study: Annotated[str | None, typer.Option(help="Study name.")] = None,
+         trials: Annotated[int, typer.Option(help="Global budget of finished trials.")] = 20,
+         cell: Annotated[str | None, typer.Option(help="Config cell to tune.")] = None,
+         pruner: Annotated[str, typer.Option(help="median, hyperband or none.")] = "median",
+         out: Annotated[Path | None, typer.Option()] = None,
+         seed: Annotated[int, typer.Option()] = 0) -> None:
+    """Hyper-parameter search with Optuna (TPE, pruning of bad trials, resumable, shareable)."""
+    from .optimize.tune import best_summary, run_study
+
+    result = run_study(config, storage=storage, study_name=study, n_trials=trials, cell=cell,
+                       seed=seed, pruner=pruner, out=out)
+    _print_json(best_summary(result))
+
+
 @models_app.command("list")
 def models_list(
     format: Annotated[Format, typer.Option()] = Format.table,

@@ -36,7 +36,7 @@ def load_any(source: str | Path) -> tuple[nn.Module, dict]:
     """(model in eval mode, metadata) from a shipped name, run directory or checkpoint path."""
     if str(source) in list_pretrained():
         return load_model(pretrained_path(str(source)))
-    if not Path(source).exists():
+    if not Path(source).exists() and not Path(f"{source}.json").exists():
         raise CheckpointError(
             f"--model {source}: neither a shipped model ({', '.join(list_pretrained()) or 'none'})"
             " nor an existing run directory or checkpoint file"

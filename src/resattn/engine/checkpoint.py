@@ -24,6 +24,7 @@ from ..errors import CheckpointError
 from ..models import create_model
 
 MODEL_STEM, LAST_STEM = "model", "last"
+PRUNED = "pruned"  # model attribute and checkpoint flag: layer widths differ from the config
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -101,6 +102,29 @@ def _read_pair(stem: Path) -> tuple[dict[str, torch.Tensor], dict]:
         raise CheckpointError(f"{weights}: not a valid safetensors file ({exc})") from None
 
 
+def conform_to(model: nn.Module, tensors: dict[str, torch.Tensor]) -> nn.Module:
+    """Give every conv, norm and linear layer the shapes stored in ``tensors`` (a pruned
+    checkpoint), so that its weights load into a model built from the original config."""
+    for name, module in model.named_modules():
+        prefix = f"{name}." if name else ""
+        for attr, store in (("_parameters", True), ("_buffers", False)):
+            for key, value in list(getattr(module, attr).items()):
+                stored = tensors.get(prefix + key)
+                if value is None or stored is None or stored.shape == value.shape:
+                    continue
+                fresh = torch.zeros(stored.shape, dtype=value.dtype)
+                getattr(module, attr)[key] = nn.Parameter(fresh) if store else fresh
+        w = getattr(module, "weight", None)
+        if isinstance(module, nn.modules.conv._ConvNd) and w is not None:
+            module.out_channels, module.in_channels = w.shape[0], w.shape[1] * module.groups
+        elif isinstance(module, nn.modules.batchnorm._NormBase) and w is not None:
+            module.num_features = w.shape[0]
+        elif isinstance(module, nn.Linear):
+            module.out_features, module.in_features = w.shape
+    setattr(model, PRUNED, True)
+    return model
+
+
 def save_model(stem: Path, model: nn.Module, meta: dict | None = None,
                dtype: torch.dtype | None = None) -> dict:
     """Write ``<stem>.safetensors`` + ``<stem>.json``; ``dtype`` (e.g. float16) shrinks the
@@ -111,7 +135,10 @@ def save_model(stem: Path, model: nn.Module, meta: dict | None = None,
         k: (v.to(dtype) if dtype is not None and k in params else v)
         for k, v in model.state_dict().items()
     }
-    return _write_pair(Path(stem), tensors, {**(meta or {}), "config": model.config})
+    meta = {**(meta or {}), "config": model.config}
+    if getattr(model, PRUNED, False):
+        meta[PRUNED] = True  # layer widths differ from the config's: see conform_to
+    return _write_pair(Path(stem), tensors, meta)
 
 
 def load_state(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
@@ -153,6 +180,8 @@ def load_model(source: str | Path) -> tuple[nn.Module, dict]:
     if "model" not in config:
         raise CheckpointError(f"{stem}.json: field 'config.model' is missing")
     model = create_model(config.pop("model"), **config)
+    if meta.get(PRUNED):
+        conform_to(model, tensors)
     load_state(model, tensors, stem.with_suffix(".safetensors"))
     return model.eval(), meta
 

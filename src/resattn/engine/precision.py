@@ -46,12 +46,13 @@ def _time_step(dtype: torch.dtype | None, repeats: int = 3) -> float:
     stack (two 128-channel convs with BN, batch 32 x 512 samples): big enough that kernel time,
     not dispatch overhead, decides (a single tiny conv shows no bf16 gain where a whole
     ResNetKAN1D trains 1.8x faster)."""
-    torch.manual_seed(0)
-    block = torch.nn.Sequential(
-        torch.nn.Conv1d(128, 128, 3, padding=1), torch.nn.BatchNorm1d(128), torch.nn.ReLU(),
-        torch.nn.Conv1d(128, 128, 3, padding=1),
-    )
-    x = torch.randn(32, 128, 512, requires_grad=True)
+    with torch.random.fork_rng():  # the caller's random stream is left untouched
+        torch.manual_seed(0)
+        block = torch.nn.Sequential(
+            torch.nn.Conv1d(128, 128, 3, padding=1), torch.nn.BatchNorm1d(128),
+            torch.nn.ReLU(), torch.nn.Conv1d(128, 128, 3, padding=1),
+        )
+        x = torch.randn(32, 128, 512, requires_grad=True)
     best = float("inf")
     for _ in range(repeats + 1):  # the first run warms up kernels
         start = time.perf_counter()

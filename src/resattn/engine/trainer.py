@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -47,6 +48,8 @@ from .recipes import (
 )
 
 SAMPLINGS = ("instance", "class_balanced")
+# A training loss other than cross-entropy: (logits, inputs, labels) -> scalar (distillation).
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 MONITORS = ("val_loss", "val_f1")
 
 
@@ -120,6 +123,19 @@ def read_log(path: Path, upto_epoch: int | None = None) -> list[dict]:
     return [r for r in rows if upto_epoch is None or r["epoch"] <= upto_epoch]
 
 
+def param_groups(model: nn.Module, lr: float) -> list[dict]:
+    """Trainable parameters grouped by their ``lr_scale`` attribute (default 1; set by
+    transfer learning for per-stage learning rates); frozen ones are left out."""
+    groups: dict[float, list[nn.Parameter]] = {}
+    for p in model.parameters():
+        if p.requires_grad:
+            groups.setdefault(float(getattr(p, "lr_scale", 1.0)), []).append(p)
+    if not groups:
+        raise ConfigError("the model has no trainable parameters (everything is frozen)")
+    return [{"params": ps, "lr": lr * scale, "lr_scale": scale}
+            for scale, ps in sorted(groups.items(), reverse=True)]
+
+
 def _train_loader(train_set: Dataset, cfg: TrainConfig, epoch: int) -> DataLoader:
     """Shuffled instances, or class-balanced draws; both replay exactly per (seed, epoch)."""
     if cfg.sampling == "class_balanced":
@@ -136,13 +152,15 @@ def _train_loader(train_set: Dataset, cfg: TrainConfig, epoch: int) -> DataLoade
 
 
 def _train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
-                 cfg: TrainConfig, precision: str, progress: Progress, task) -> float:
+                 cfg: TrainConfig, precision: str, progress: Progress, task,
+                 loss_fn: LossFn | None = None) -> float:
     model.train()
     loss_sum, n = 0.0, 0
     for x, y in loader:
         with autocast(precision):
             logits = model(x)
-        loss = nn.functional.cross_entropy(logits.float(), y)
+        loss = (loss_fn(logits.float(), x, y) if loss_fn is not None
+                else nn.functional.cross_entropy(logits.float(), y))
         if cfg.l1 or cfg.l2:
             loss = loss + kernel_penalty(model, cfg.l1, cfg.l2, cfg.penalty_layers)
         optimizer.zero_grad(set_to_none=True)
@@ -187,11 +205,13 @@ def fit(
     class_names: list[str] | None = None,
     positive: int | None = None,
     show_progress: bool = True,
+    loss_fn: LossFn | None = None,
 ) -> FitResult:
     """Train ``model`` (with a ``config`` from ``create_model``) and checkpoint into ``run_dir``.
 
     ``meta`` (task, preprocessing, data description) is stored in every model checkpoint.
     ``resume=True`` continues from ``last.*``; without it an existing run is never overwritten.
+    ``loss_fn`` replaces the training cross-entropy (validation stays cross-entropy).
     """
     cfg = (cfg or TrainConfig()).validate()
     run_dir = Path(run_dir)
@@ -202,7 +222,8 @@ def fit(
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
     precision = choose_precision(cfg.precision)
-    optimizer = build_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay)
+    optimizer = build_optimizer(param_groups(model, cfg.lr), cfg.optimizer, cfg.lr,
+                                cfg.weight_decay)
     state = {"epoch": 0, "best_val_loss": math.inf, "best_epoch": 0, "bad_epochs": 0,
              "plateau_bad": 0, "stopped_early": False}
     if resume and last_json.exists():
@@ -229,11 +250,13 @@ def fit(
             loader = _train_loader(train_set, cfg, epoch)
             if cfg.schedule == "cosine":
                 for group in optimizer.param_groups:
-                    group["lr"] = cosine_lr(cfg.lr, epoch, cfg.epochs)
+                    group["lr"] = cosine_lr(cfg.lr * group.get("lr_scale", 1.0), epoch,
+                                            cfg.epochs)
             lr = optimizer.param_groups[0]["lr"]
             task = progress.add_task("", total=len(train_set), epoch=epoch)
             t0 = time.perf_counter()
-            train_loss = _train_epoch(model, loader, optimizer, cfg, precision, progress, task)
+            train_loss = _train_epoch(model, loader, optimizer, cfg, precision, progress, task,
+                                      loss_fn)
             train_time = time.perf_counter() - t0
             progress.remove_task(task)
             probs, labels, val_loss = predict_proba(model, val_set, precision, cfg.batch_size)

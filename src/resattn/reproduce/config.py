@@ -16,7 +16,7 @@ from ..errors import ConfigError
 
 TASKS = ("waveform", "image")
 ROOT_KEYS = {"name", "paper", "task", "data", "seeds", "epochs", "recipe", "waveform", "image",
-             "metrics", "per_class", "baseline", "cells", "quick", "caveats"}
+             "metrics", "per_class", "baseline", "cells", "quick", "caveats", "search"}
 
 
 @dataclass
@@ -48,6 +48,7 @@ class Experiment:
     baseline: str | None = None
     quick: dict = field(default_factory=dict)
     caveats: str = ""
+    search: dict = field(default_factory=dict)  # hyper-parameter space for `resattn tune`
     source: Path | None = None
 
     def quick_version(self) -> Experiment:

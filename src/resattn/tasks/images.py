@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,7 +28,8 @@ from ..data.image_transforms import (
 from ..engine.checkpoint import atomic_write_json, load_model
 from ..engine.inference import predict_proba
 from ..engine.precision import choose_precision
-from ..engine.trainer import TrainConfig, fit
+from ..engine.provenance import seed_everything
+from ..engine.trainer import LossFn, TrainConfig, fit
 from ..errors import ConfigError, DataError
 from ..eval.metrics import classification_metrics
 from ..eval.uncertainty import expected_calibration_error, predictive_entropy
@@ -135,6 +137,8 @@ def train_image_classifier(
     resume: bool = False,
     show_progress: bool = True,
     max_per_class: int | None = None,
+    loss_fn: LossFn | None = None,
+    prepare: Callable[[nn.Module], object] | None = None,
 ) -> dict:
     """Train ``model`` (a registered name) on an image source; returns a summary with the
     test-part metrics of the best epoch. ``split_seed`` (default ``seed``) fixes the split while
@@ -165,8 +169,11 @@ def train_image_classifier(
             net.reset_classifier(k)
         net.train()
     else:
+        seed_everything(seed)  # the initial weights follow the seed
         net = create_model(model, **{"in_chans": dataset.channels, "num_classes": k, **options})
     check_channels(net, dataset.channels, data)
+    if prepare is not None:  # e.g. freezing stages for transfer learning
+        prepare(net)
     split_seed = seed if split_seed is None else split_seed
     parts = split_parts(dataset, split_seed, fractions, split)
     if max_per_class:
@@ -192,7 +199,7 @@ def train_image_classifier(
     train_set = AugmentedSubset(dataset, parts["train"], transform, seed=seed)
     val_set = AugmentedSubset(dataset, parts["val"])
     result = fit(net, train_set, val_set, out, cfg, resume=resume, meta=meta,
-                 class_names=dataset.class_names, show_progress=show_progress)
+                 class_names=dataset.class_names, show_progress=show_progress, loss_fn=loss_fn)
     best, _ = load_model(out)
     test = score(best, AugmentedSubset(dataset, parts["test"]), result.precision,
                  cfg.batch_size)

@@ -8,6 +8,7 @@ model (shipped, run directory, checkpoint) on a folder, one deterministic window
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from ..data import WaveformDataset, WaveformWindows, check_windows, grouped_spli
 from ..engine.checkpoint import atomic_write_json, load_model
 from ..engine.inference import predict_proba
 from ..engine.precision import choose_precision
-from ..engine.trainer import TrainConfig, fit
+from ..engine.provenance import seed_everything
+from ..engine.trainer import LossFn, TrainConfig, fit
 from ..errors import ConfigError
 from ..eval.metrics import classification_metrics
 from ..models import create_model
@@ -117,6 +119,8 @@ def train_waveform_classifier(
     mix_noise: float = 0.0,
     split_seed: int | None = None,
     split: dict | None = None,
+    loss_fn: LossFn | None = None,
+    prepare: Callable[[nn.Module], object] | None = None,
 ) -> dict:
     """Train ``model`` (a registered name) on a STEAD-layout folder; returns a summary dict
     with the test-split metrics of the best epoch. ``init_from`` (shipped name, run dir or
@@ -137,7 +141,10 @@ def train_waveform_classifier(
         window = window or prep.get("window_samples")
         band = band or band_of(prep)
     else:
+        seed_everything(seed)  # the initial weights follow the seed
         net = create_model(model, **{"in_chans": 3, "num_classes": 2, **(model_options or {})})
+    if prepare is not None:  # e.g. freezing stages for transfer learning
+        prepare(net)
     window = window or auto_window(dataset.lengths())
     check_windows(dataset, window, pad)
     split_seed = seed if split_seed is None else split_seed
@@ -162,7 +169,8 @@ def train_waveform_classifier(
                                 pad=pad, band=band, mix_noise=mix_noise)
     val_set = eval_windows(dataset.subset(parts["val"]), meta, window, pad)
     result = fit(net, train_set, val_set, out, cfg, resume=resume, meta=meta,
-                 class_names=CLASS_NAMES, positive=POSITIVE, show_progress=show_progress)
+                 class_names=CLASS_NAMES, positive=POSITIVE, show_progress=show_progress,
+                 loss_fn=loss_fn)
     best, _ = load_model(out)
     test_set = eval_windows(dataset.subset(parts["test"]), meta, window, pad)
     test = score(best, test_set, result.precision, cfg.batch_size)
