@@ -17,7 +17,6 @@ Writes ``results/forecast/<name>.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -53,10 +52,9 @@ def run_variant(args, cfg: ForecastConfig, seed: int, features: str, classifier:
     out = Path(args.runs_dir) / args.name / f"seed{seed}" / f"{features}-{classifier}"
     if (out / "test_metrics.json").exists():
         return read_json(out / "test_metrics.json")
-    if out != main and not (out / "stage1").exists():
-        shutil.copytree(main / "stage1", out / "stage1")  # same backbone as the main run
     summary = train_forecaster(args.catalog, out, replace(
-        cfg, seed=seed, features=features, classifier=classifier, baselines=out == main))
+        cfg, seed=seed, features=features, classifier=classifier, baselines=out == main,
+        backbone_from=None if out == main else str(main)))
     print(f"{args.name} seed {seed} {features}-{classifier}: macro F1 "
           f"{summary['model']['macro_f1']:.3f}", flush=True)
     return summary
@@ -82,6 +80,22 @@ def table(rows: dict[str, dict], paper: dict[str, tuple]) -> str:
     return markdown_table(["method", "accuracy % (ours)", "macro recall % (ours)",
                            "macro F1 (ours)", "Acc % (paper)", "Recall % (paper)",
                            "F1 (paper)"], body)
+
+
+def headline(t4: dict) -> str:
+    """Plainly: which reference forecasts the proposed model beats on macro F1, and which not."""
+    ours = t4["model"]["macro_f1"]["mean"]
+    refs = ("climatology", "persistence", "weighted_svm", "weighted_tree")
+    better = [LABELS[b] for b in refs if t4[b]["macro_f1"]["mean"] >= ours]
+    worse = [LABELS[b] for b in refs if t4[b]["macro_f1"]["mean"] < ours]
+    if not better:
+        return (f"**Headline.** The decoupled fused model (macro F1 {ours:.3f}) beats "
+                "climatology, persistence, Weighted-SVM and Weighted-DT on these test weeks.")
+    return (f"**Headline.** The decoupled fused model (macro F1 {ours:.3f}) does NOT beat "
+            f"{', '.join(better)} on these test weeks" + (
+                f"; it beats {', '.join(worse)}" if worse else "") + ". Weekly maxima of a "
+            "catalogue carry little signal about next week beyond clustering, which "
+            "persistence already captures; the spreads over seeds are as large as the gaps.")
 
 
 def main() -> None:
@@ -155,11 +169,7 @@ def main() -> None:
         "## Table II: feature sets (classifier fixed)", table(t2, PAPER["table2"]),
         "## Table III: classifiers on the fused features", table(t3, PAPER["table3"]),
         "## Table IV: methods compared", table(t4, PAPER["table4"]),
-        ("**Headline.** The decoupled fused model " + (
-            "beats climatology, persistence, Weighted-SVM and Weighted-DT on macro F1 "
-            "on these test weeks." if result["beats_all_reference_baselines"] else
-            "does NOT beat all of climatology, persistence, Weighted-SVM and Weighted-DT on "
-            "macro F1 on these test weeks; see Table IV.")),
+        headline(t4),
     ])
     out = ROOT / "results" / "forecast"
     atomic_write_json(out / f"{args.name}.json", result)

@@ -64,6 +64,7 @@ class ForecastConfig:
     baselines: bool = True
     extra: str | None = None  # per-time-step precursor table (CSV)
     recipe: dict = field(default_factory=dict)  # TrainConfig overrides for both stages
+    backbone_from: str | None = None  # reuse this run's stage-1 backbone (Tables II-III)
 
 
 def load_catalog(paths, region=None, min_magnitude=None, on_bad: str = "skip") -> Catalog:
@@ -148,8 +149,15 @@ def train_forecaster(catalogs, out: str | Path, cfg: ForecastConfig | None = Non
     torch.manual_seed(cfg.seed)
     model = create_model("decoupled_densenet1d", in_chans=z.shape[1], window=cfg.window,
                          num_classes=k, features=cfg.features, classifier=cfg.classifier)
-    model.set_stage(1)  # backbone + one linear layer, instance sampling, loss-based stop
-    _fit_stage(model, data, out / "stage1", _stage_config(cfg), names, meta)
+    if cfg.backbone_from:  # the same backbone as another run: only the classifier differs
+        path = Path(cfg.backbone_from) / "stage1" / "model.safetensors"
+        if not path.exists():
+            raise ConfigError(f"backbone_from: {path} not found (train that run first)")
+        model.backbone.load_state_dict({k.removeprefix("backbone."): v for k, v in
+                                        load_file(path).items() if k.startswith("backbone.")})
+    else:
+        model.set_stage(1)  # backbone + one linear layer, instance sampling, loss-based stop
+        _fit_stage(model, data, out / "stage1", _stage_config(cfg), names, meta)
     model.set_stage(2)  # frozen backbone, fused classifier, class-balanced sampling
     _fit_stage(model, data, out / "stage2",
                _stage_config(cfg, sampling="class_balanced", monitor="val_f1"), names, meta)

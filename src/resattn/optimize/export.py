@@ -104,7 +104,7 @@ def _example(model: nn.Module, input_shape: Sequence[int]) -> torch.Tensor:
     return x
 
 
-def _write(path: Path, data: bytes, what: str) -> Path:
+def write_artifact(path: Path, data: bytes, what: str) -> Path:
     path = Path(path)
     try:
         atomic_write_bytes(path, data)
@@ -185,7 +185,7 @@ def export_onnx(model: nn.Module, input_shape: Sequence[int], path: str | Path,
     with _quiet_export(), eval_mode(model), torch.no_grad():
         data = build(model, x, axes, opset)
     onnx.checker.check_model(onnx.load_from_string(data))
-    return _write(Path(path), data, "ONNX file")
+    return write_artifact(Path(path), data, "ONNX file")
 
 
 def load_onnx(path: str | Path) -> onnx.ModelProto:
@@ -256,4 +256,4 @@ def export_torchscript(model: nn.Module, input_shape: Sequence[int], path: str |
     with _quiet_export(), eval_mode(model), torch.no_grad():
         traced = torch.jit.trace(model, (x,))
         torch.jit.save(traced, buf)
-    return _write(Path(path), buf.getvalue(), "TorchScript file")
+    return write_artifact(Path(path), buf.getvalue(), "TorchScript file")

@@ -42,10 +42,9 @@ from onnxruntime.quantization import (
 )
 from torch import nn
 
-from ..engine.checkpoint import atomic_write_bytes
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from .benchmark import TorchRunner
-from .export import load_onnx
+from .export import load_onnx, write_artifact
 
 QUANT_OPS = ("Conv", "MatMul", "Gemm", "Relu", "Add", "MaxPool", "AveragePool",
              "GlobalAveragePool")
@@ -154,12 +153,7 @@ def quantize_onnx_int8(onnx_path: str | Path, calibration: Iterable[np.ndarray],
         if reader.count == 0:
             raise DataError(f"{src}: no calibration batches were given")
         data = target.read_bytes()
-    out = Path(out_path)
-    try:
-        atomic_write_bytes(out, data)
-    except OSError as exc:
-        raise ConfigError(f"{out}: cannot write the int8 ONNX file ({exc})") from None
-    return out
+    return write_artifact(Path(out_path), data, "int8 ONNX file")
 
 
 def bf16_runner(model: nn.Module) -> TorchRunner:

@@ -295,15 +295,10 @@ def parse_search(spec: Mapping | SearchSpace | None, model: str | None = None,
 
 def read_search(path: str | Path) -> dict:
     """A search space from a YAML file: a top-level ``search:`` section or the mapping itself."""
-    import yaml
+    from ..reproduce.config import read_yaml
 
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such search-space file")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    raw = read_yaml(path, "search-space file")
     if isinstance(raw, dict) and set(raw) >= {"search"}:
         raw = raw["search"]
     if not isinstance(raw, dict):
@@ -314,13 +309,7 @@ def read_search(path: str | Path) -> dict:
 def load_tuning(path: str | Path) -> tuple[Experiment, dict | None]:
     """An experiment config and its ``search:`` section (None if it has none)."""
     exp = load_experiment(path)
-    search = getattr(exp, "search", None)
-    if not search:
-        import yaml
-
-        raw = yaml.safe_load(Path(path).read_text())
-        search = raw.get("search") if isinstance(raw, dict) else None
-    return exp, search
+    return exp, exp.search or None
 
 
 # ---------------------------------------------------------------------------- sampler, pruner

@@ -77,17 +77,23 @@ def _resolve_data(value: str, source: Path) -> Path:
     return next((c.resolve() for c in candidates if c.exists()), candidates[0].resolve())
 
 
-def load_experiment(path: str | Path) -> Experiment:
-    """Parse and check a config; errors name the file and the field."""
+def read_yaml(path: str | Path, what: str = "config file"):
+    """The parsed YAML of ``path``; a missing file or bad YAML is a ConfigError naming it."""
     import yaml
 
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
+        raise ConfigError(f"{path}: no such {what}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Parse and check a config; errors name the file and the field."""
+    path = Path(path)
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     unknown = set(raw) - ROOT_KEYS
