@@ -116,7 +116,8 @@ def test_predict_rows_uncertainty_and_cam(trained: Path, squares: Path, tmp_path
         assert r["mc_std"] > 0  # ARN-CNN has dropout 0.45: the samples differ
         png = Path(r["cam"])
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(list((tmp_path / "cam").glob("*.png"))) == 1  # same stem: one file per name
+    assert len({r["cam"] for r in rows}) == 3  # same names in 3 folders: no CAM overwritten
+    assert len(list((tmp_path / "cam").glob("*.png"))) == 3
 
 
 def test_predict_mc_std_is_zero_without_dropout(squares: Path, tmp_path: Path) -> None:

@@ -93,16 +93,21 @@ def predict_files(model: str | Path, files: Sequence[str | Path], cam_dir: str |
                  .get("class_names") or [])
     in_chans = int(getattr(net, "config", {}).get("in_chans", 1))
     x = load_inputs(files, meta, in_chans)
+    stems = [Path(f).stem for f in files]
+    if len(set(stems)) < len(stems):  # same names in different folders: keep every CAM
+        stems = [f"{k:04d}_{s}" for k, s in enumerate(stems)]
     rows = []
     for lo in range(0, len(x), batch_size):
-        rows += _predict_batch(net, x[lo:lo + batch_size], files[lo:lo + batch_size], names,
-                               meta, cam_dir, mc_samples, cam_method, seed)
+        rows += _predict_batch(net, x[lo:lo + batch_size], files[lo:lo + batch_size],
+                               stems[lo:lo + batch_size], names, meta, cam_dir, mc_samples,
+                               cam_method, seed)
     return rows
 
 
 def _predict_batch(net: nn.Module, x: torch.Tensor, files: Sequence[str | Path],
-                   names: list[str], meta: dict, cam_dir: str | Path | None, mc_samples: int,
-                   cam_method: str, seed: int) -> list[dict]:
+                   stems: Sequence[str], names: list[str], meta: dict,
+                   cam_dir: str | Path | None, mc_samples: int, cam_method: str,
+                   seed: int) -> list[dict]:
     net.eval()
     with torch.no_grad():
         probs = torch.softmax(net(x).float(), dim=1)
@@ -119,7 +124,7 @@ def _predict_batch(net: nn.Module, x: torch.Tensor, files: Sequence[str | Path],
                "probabilities": {names[j] if j < len(names) else str(j): round(float(p), 6)
                                  for j, p in enumerate(probs[i].tolist())}}
         if cams is not None:
-            out = Path(cam_dir) / f"{Path(f).stem}.cam.png"
+            out = Path(cam_dir) / f"{stems[i]}.cam.png"
             title = f"{Path(f).name}: {label} ({row['probability']:.3f})"
             if meta.get("task") == IMAGE_TASK:
                 overlay_image(x[i], cams[i], out, title=title)
