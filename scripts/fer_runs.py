@@ -57,7 +57,7 @@ def pm(ms: tuple[float, float]) -> str:
 def run_all(args: argparse.Namespace) -> list[dict]:
     cfg = preset_config("fer-resnet18", precision=args.precision)
     runs = []
-    for r in range(args.runs):
+    for r in args.run_ids if args.run_ids is not None else range(args.runs):
         out = Path(args.runs_dir) / args.name / f"run{r:02d}"
         if (out / "test_metrics.json").exists():
             runs.append(read_json(out / "test_metrics.json"))
@@ -145,8 +145,13 @@ def main() -> None:
     p.add_argument("--precision", default="auto")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs-dir", default=str(ROOT.parent / "runs"))
+    p.add_argument("--run-ids", type=int, nargs="+", default=None,
+                   help="Train only these runs (split a job over processes); no report.")
     args = p.parse_args()
-    result = report(args, run_all(args))
+    runs = run_all(args)
+    if args.run_ids is not None:
+        return
+    result = report(args, runs)
     oa = result["overall_accuracy"]
     print(f"{args.name}: overall accuracy {oa['mean']:.2f} ± {oa['std']:.2f} % "
           f"over {result['n_runs']} runs")
