@@ -142,6 +142,8 @@ def test_predict_waveform_file_with_shipped_detector(sample_dir: Path, tmp_path:
     assert proc.returncode == 0, proc.stderr
     row = json.loads(proc.stdout)[0]
     assert row["class"] == "earthquake" and row["probability"] > 0.5
+    p_pick = ds.metadata["p_arrival_sample"].iat[i]  # the scan found the window with the P wave
+    assert row["window_start_sample"] <= p_pick < row["window_start_sample"] + 2000
     assert Path(row["cam"]).exists()
     np.save(tmp_path / "bad.npy", np.zeros((2, 6000)))
     _assert_one_line_error(run_cli("predict", tmp_path / "bad.npy", "--model",

@@ -1,7 +1,9 @@
 """Per-file prediction with uncertainty and Grad-CAM, for image and waveform models.
 
 ``predict_files(model, files)`` reads each file the way the model was trained (images: mode and
-size; waveforms: band-pass, window, standardisation), and returns one row per file: predicted
+size; waveforms: band-pass, window, standardisation; a record longer than the window is scanned
+with half-overlapping windows and the one least like noise is reported, with its start sample),
+and returns one row per file: predicted
 class, its probability, the predictive entropy, the standard deviation of that probability over
 Monte-Carlo dropout samples and, with ``cam_dir``, the path of a Grad-CAM PNG.
 """
@@ -55,8 +57,9 @@ def _read_array(path: Path) -> np.ndarray:
     return np.stack([tr.data[:n] for tr in stream])
 
 
-def waveform_window(path: Path, meta: dict, in_chans: int) -> torch.Tensor:
-    """A file's centred window, band-passed and standardised as the model's training windows."""
+def waveform_windows(path: Path, meta: dict, in_chans: int) -> tuple[torch.Tensor, np.ndarray]:
+    """A file's windows (half-overlapping, the last one flush with the end), band-passed and
+    standardised as the model's training windows: ((n, C, window), start samples)."""
     prep = meta.get("preprocessing") or {}
     x = np.asarray(_read_array(path), dtype=np.float64)
     if x.ndim != 2 or x.shape[0] != in_chans:
@@ -69,19 +72,37 @@ def waveform_window(path: Path, meta: dict, in_chans: int) -> torch.Tensor:
         raise DataError(f"{path}: {x.shape[1]} samples; the model needs at least {window}")
     if prep.get("bandpass_hz"):
         x = bandpass(x, *prep["bandpass_hz"], prep.get("sampling_rate_hz", 100.0))
-    start = (x.shape[1] - window) // 2
-    return torch.from_numpy(standardize(x[:, start:start + window]))
+    starts = np.unique(np.r_[np.arange(0, x.shape[1] - window + 1, max(1, window // 2)),
+                             x.shape[1] - window])
+    return (torch.stack([torch.from_numpy(standardize(x[:, s:s + window])) for s in starts]),
+            starts)
 
 
-def load_inputs(files: Sequence[str | Path], meta: dict, in_chans: int) -> torch.Tensor:
-    """Stack of model inputs, one per file."""
+def strongest_window(net: nn.Module, windows: torch.Tensor) -> int:
+    """Index of the window least like class 0 (the background class, e.g. noise): a detector
+    scanning a long record reports where the signal is."""
+    with torch.no_grad():
+        probs = torch.softmax(net.eval()(windows).float(), dim=1)
+    return int(torch.argmax(1 - probs[:, 0]))
+
+
+def load_inputs(files: Sequence[str | Path], meta: dict, net: nn.Module,
+                in_chans: int) -> tuple[torch.Tensor, list[int | None]]:
+    """Stack of model inputs, one per file, and for waveforms the start sample of the window
+    chosen in each file (the one least like noise)."""
     if not files:
         raise DataError("no input files given")
     if meta.get("task") == IMAGE_TASK:
         prep = meta["preprocessing"]
         images = ImageDataset.from_files(files, tuple(prep["size"]), prep["channels"])
-        return torch.stack([images[i][0] for i in range(len(images))])
-    return torch.stack([waveform_window(Path(f), meta, in_chans) for f in files])
+        return torch.stack([images[i][0] for i in range(len(images))]), [None] * len(files)
+    chosen, starts = [], []
+    for f in files:
+        windows, at = waveform_windows(Path(f), meta, in_chans)
+        k = strongest_window(net, windows)
+        chosen.append(windows[k])
+        starts.append(int(at[k]))
+    return torch.stack(chosen), starts
 
 
 def predict_files(model: str | Path, files: Sequence[str | Path], cam_dir: str | Path | None = None,
@@ -92,7 +113,7 @@ def predict_files(model: str | Path, files: Sequence[str | Path], cam_dir: str |
     names = list(meta.get("class_names") or (meta.get("preprocessing") or {})
                  .get("class_names") or [])
     in_chans = int(getattr(net, "config", {}).get("in_chans", 1))
-    x = load_inputs(files, meta, in_chans)
+    x, starts = load_inputs(files, meta, net, in_chans)
     stems = [Path(f).stem for f in files]
     if len(set(stems)) < len(stems):  # same names in different folders: keep every CAM
         stems = [f"{k:04d}_{s}" for k, s in enumerate(stems)]
@@ -101,6 +122,9 @@ def predict_files(model: str | Path, files: Sequence[str | Path], cam_dir: str |
         rows += _predict_batch(net, x[lo:lo + batch_size], files[lo:lo + batch_size],
                                stems[lo:lo + batch_size], names, meta, cam_dir, mc_samples,
                                cam_method, seed)
+    for row, start in zip(rows, starts, strict=True):
+        if start is not None:
+            row["window_start_sample"] = start
     return rows
 
 
