@@ -145,3 +145,60 @@ def test_compress_quantize_shipped_detector(sample_dir: Path, tmp_path: Path) ->
     assert int8["size_bytes"] < 0.5 * rows[0]["size_bytes"]
     assert abs(int8["accuracy"] - rows[0]["accuracy"]) <= 0.07  # 32 traces: 2 flips at most
     assert np.isfinite([r["latency_ms_b64"] for r in rows]).all()
+
+
+def test_random_erasing_and_batch_mixing_are_exact() -> None:
+    from resattn.data.image_transforms import RandomErasing, mix_batch
+
+    img = torch.ones(1, 20, 30)
+    out = RandomErasing(p=1.0, scale=(0.1, 0.1), ratio=(1.0, 1.0))(img, torch.Generator()
+                                                                   .manual_seed(0))
+    erased = (out == 0).sum().item()
+    assert 0.07 * 600 <= erased <= 0.13 * 600 and (out == 1).sum().item() == 600 - erased
+    assert torch.equal(RandomErasing(p=0.0)(img), img)
+
+    x = torch.arange(4 * 1 * 8 * 8, dtype=torch.float32).reshape(4, 1, 8, 8)
+    y = torch.tensor([0, 1, 2, 3])
+    torch.manual_seed(0)
+    mixed, partner, lam = mix_batch(x, y, "mixup", 0.4, torch.Generator().manual_seed(1))
+    perm = [int((y == p).nonzero()) for p in partner]
+    torch.testing.assert_close(mixed, lam * x + (1 - lam) * x[perm])
+    cut, partner, lam = mix_batch(x, y, "cutmix", 1.0, torch.Generator().manual_seed(2))
+    moved = partner != y  # images paired with another one
+    assert moved.any()
+    own = (cut[moved] == x[moved]).float().mean().item()
+    assert lam == pytest.approx(own, abs=1e-6) and 0 < lam < 1
+
+
+def test_waveform_policies(sample_dir: Path) -> None:
+    from resattn.data import WaveformDataset, WaveformWindows
+    from resattn.errors import ConfigError
+
+    ds = WaveformDataset.from_path(sample_dir)
+    noise = int(np.flatnonzero(ds.labels == 0)[0])
+    w = WaveformWindows(ds, 2000, train=True, augment=False,
+                        policy=("superpose", "channel_dropout", "gain"))
+    labels, dead = [], 0
+    for epoch in range(40):
+        w.set_epoch(epoch)
+        x, y = w[noise]
+        labels.append(y)
+        dead += int((x.abs().sum(1) == 0).any())
+    assert 0 < sum(labels) < 40  # superposed events turn some noise windows into earthquakes
+    assert 0 < dead < 40  # some windows lose a component
+    plain = WaveformWindows(ds, 2000, train=False, policy=("gain",))
+    assert plain.policy == ()  # evaluation windows are never augmented
+    with pytest.raises(ConfigError, match="unknown waveform augmentation"):
+        WaveformWindows(ds, 2000, train=True, policy=("reverb",))
+
+
+def test_train_with_cutmix_and_erasing(tmp_path: Path) -> None:
+    data = write_squares(tmp_path / "sq", per_class=8)
+    proc = run_cli("train", "--model", "arn_cnn", "--data", data, "--out", tmp_path / "r",
+                   "--epochs", "1", "--batch-size", "8", "--fractions", "0.5,0.25,0.25",
+                   "--option", "input_size=32", "--augment", "light+erase", "--mix", "cutmix",
+                   "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    card = json.loads((tmp_path / "r" / "model.json").read_text())
+    assert card["train_config"]["mix"] == "cutmix"
+    assert card["preprocessing"]["augment"] == "light+erase"

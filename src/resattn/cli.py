@@ -122,8 +122,11 @@ def train(
     channels: Annotated[int | None, typer.Option(
         help="Images: 1 (gray) or 3 (RGB); default the images' majority mode.")] = None,
     augment: Annotated[str | None, typer.Option(
-        help="Images: augmentation policy none, light or faces (default: the preset's, "
-             "else none).")] = None,
+        help="Images: none, light or faces, optionally +erase (default: the preset's, else "
+             "none). Waveforms: comma-separated extras superpose,gain,channel_dropout.")]
+    = None,
+    mix: Annotated[str, typer.Option(help="Images: mix training batches: none, mixup or "
+                                          "cutmix.")] = "none",
     init_from: Annotated[str | None, typer.Option(help="Start from trained weights (shipped "
                                                        "name, run dir or checkpoint).")] = None,
     split: Annotated[Path | None, typer.Option(
@@ -147,7 +150,7 @@ def train(
     recipe = {"epochs": epochs, "batch_size": batch_size, "lr": lr,
               "weight_decay": weight_decay, "patience": patience, "precision": precision.value,
               "seed": seed, "optimizer": optimizer, "schedule": schedule, "dwell": dwell,
-              "l1": l1, "l2": l2}
+              "l1": l1, "l2": l2, "mix": mix}
     if preset:  # the preset fills every recipe field the user did not type
         typed = {k: v for k, v in recipe.items()  # (the enum's module differs across typer)
                  if getattr(ctx.get_parameter_source(k), "name", "DEFAULT") != "DEFAULT"}
@@ -177,6 +180,7 @@ def train(
         model_options=_parse_options(option), init_from=init_from, config=cfg,
         show_progress=not quiet, band=parse_band(bandpass), mix_noise=mix_noise,
         split=read_json(split) if split else None, split_seed=split_seed,
+        policy=tuple(p.strip() for p in (augment or "").split(",") if p.strip()),
     )
     test = summary["test"]
     console.print(

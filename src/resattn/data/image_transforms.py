@@ -199,6 +199,58 @@ class ColorJitter:
         return f"ColorJitter(brightness={self.brightness}, contrast={self.contrast})"
 
 
+class RandomErasing:
+    """With probability ``p``, set a random rectangle covering U(``scale``) of the image, with
+    aspect ratio in ``ratio`` (log-uniform), to ``value`` (Zhong et al. 2020)."""
+
+    def __init__(self, p: float = 0.5, scale: tuple[float, float] = (0.02, 0.2),
+                 ratio: tuple[float, float] = (0.3, 3.3), value: float = 0.0) -> None:
+        if not 0 <= p <= 1 or not 0 < scale[0] <= scale[1] < 1 or not 0 < ratio[0] <= ratio[1]:
+            raise ConfigError(f"RandomErasing needs p in [0, 1], 0 < scale < 1, ratio > 0; got "
+                              f"{p}, {scale}, {ratio}")
+        self.p, self.scale, self.ratio, self.value = p, scale, ratio, value
+
+    def __call__(self, img: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        _check_image(img)
+        if _uniform(0.0, 1.0, generator) >= self.p:
+            return img
+        h, w = img.shape[-2:]
+        area = _uniform(*self.scale, generator) * h * w
+        aspect = math.exp(_uniform(math.log(self.ratio[0]), math.log(self.ratio[1]), generator))
+        eh = max(1, min(h, round(math.sqrt(area * aspect))))
+        ew = max(1, min(w, round(math.sqrt(area / aspect))))
+        top = int(_uniform(0, h - eh + 1, generator))
+        left = int(_uniform(0, w - ew + 1, generator))
+        out = img.clone()
+        out[..., top:top + eh, left:left + ew] = self.value
+        return out
+
+    def __repr__(self) -> str:
+        return f"RandomErasing(p={self.p}, scale={self.scale}, ratio={self.ratio})"
+
+
+def mix_batch(x: torch.Tensor, y: torch.Tensor, kind: str, alpha: float,
+              generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Mixup (convex blend of two images) or CutMix (a box pasted from another image) of a
+    batch with a shuffled copy: returns (mixed x, partner labels, weight of the own labels)."""
+    lam = float(torch.distributions.Beta(alpha, alpha).sample()) if alpha > 0 else 1.0
+    perm = torch.randperm(len(x), generator=generator)
+    if kind == "mixup":
+        return lam * x + (1 - lam) * x[perm], y[perm], lam
+    if kind != "cutmix":
+        raise ConfigError(f"mix must be none, mixup or cutmix, got {kind!r}")
+    h, w = x.shape[-2:]
+    cut = math.sqrt(1 - lam)
+    ch, cw = int(h * cut), int(w * cut)
+    cy, cx = int(torch.randint(h, (1,), generator=generator)), int(
+        torch.randint(w, (1,), generator=generator))
+    t, b = max(cy - ch // 2, 0), min(cy + ch // 2, h)
+    left, r = max(cx - cw // 2, 0), min(cx + cw // 2, w)
+    out = x.clone()
+    out[..., t:b, left:r] = x[perm][..., t:b, left:r]
+    return out, y[perm], 1 - (b - t) * (r - left) / (h * w)
+
+
 class Compose:
     """Apply ``transforms`` in order, all drawing from the same generator."""
 

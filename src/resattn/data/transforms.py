@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -120,6 +121,9 @@ def check_windows(dataset: WaveformDataset, window: int, pad: bool) -> np.ndarra
     return lengths
 
 
+WAVEFORM_POLICIES = ("superpose", "gain", "channel_dropout")
+
+
 class WaveformWindows(Dataset):
     """Torch view of a :class:`WaveformDataset` yielding ``(FloatTensor (3, window), int label)``.
 
@@ -140,6 +144,9 @@ class WaveformWindows(Dataset):
     ``band=(low, high)`` band-passes every trace (Hz) before windowing. ``mix_noise=p`` (training
     only): with probability p, a random window of a random noise trace, scaled by U(0.3, 1.5),
     is added to the item and the sum re-standardised: earthquakes at lower SNR, labels unchanged.
+    ``policy`` (training only) adds any of ``superpose`` (with p 0.25 another earthquake window
+    at U(0.3, 1) relative amplitude; the label becomes earthquake), ``gain`` (per-channel
+    amplitude x U(0.5, 1.5)) and ``channel_dropout`` (with p 0.2 one component zeroed).
     """
 
     def __init__(
@@ -153,7 +160,13 @@ class WaveformWindows(Dataset):
         band: tuple[float, float] | None = None,
         sampling_rate: float = 100.0,
         mix_noise: float = 0.0,
+        policy: Sequence[str] = (),
     ) -> None:
+        unknown = set(policy) - set(WAVEFORM_POLICIES)
+        if unknown:
+            raise ConfigError(f"unknown waveform augmentation(s) {sorted(unknown)}; expected "
+                              f"{list(WAVEFORM_POLICIES)}")
+        self.policy = tuple(policy) if train else ()
         if int(window) <= 0:
             raise ConfigError(f"window must be a positive number of samples, got {window}")
         self.dataset = dataset
@@ -170,14 +183,16 @@ class WaveformWindows(Dataset):
         self.band, self.sampling_rate = band, float(sampling_rate)
         self.mix_noise = float(mix_noise) if self.train else 0.0
         self._noise_rows = np.flatnonzero(self._labels == 0)
+        self._quake_rows = np.flatnonzero(self._labels == 1)
 
     def _read(self, i: int) -> np.ndarray:
         x = self.dataset.read(i)
         return x if self.band is None else bandpass(x, *self.band, self.sampling_rate)
 
-    def _random_noise(self, rng: np.random.Generator) -> np.ndarray:
-        """A standardised random window of a random noise trace (for SNR augmentation)."""
-        j = int(rng.choice(self._noise_rows))
+    def _random_noise(self, rng: np.random.Generator, rows: np.ndarray | None = None) -> np.ndarray:
+        """A standardised random window of a random noise trace (for SNR augmentation), or of
+        a random trace among ``rows``."""
+        j = int(rng.choice(self._noise_rows if rows is None else rows))
         x = self._read(j)
         start = int(rng.integers(0, x.shape[-1] - self.window + 1))
         return standardize(crop(x, start, self.window))
@@ -215,4 +230,22 @@ class WaveformWindows(Dataset):
                 out = -out
             sigma = rng.uniform(0.0, 0.1)
             out = out + (sigma * rng.standard_normal(out.shape)).astype(np.float32)
-        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)), int(self._labels[i])
+        label = int(self._labels[i])
+        if self.policy and rng is not None:
+            out, label = self._apply_policy(out, label, rng)
+        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)), label
+
+    def _apply_policy(self, out: np.ndarray, label: int,
+                      rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        """The optional ``policy`` augmentations (training only), in a fixed order."""
+        if "superpose" in self.policy and rng.random() < 0.25 and len(self._quake_rows):
+            # Another event added at a random relative amplitude: still (or now) an earthquake.
+            out = standardize(out + rng.uniform(0.3, 1.0) * self._random_noise(
+                rng, self._quake_rows))
+            label = 1
+        if "gain" in self.policy:  # per-channel amplitude scaling
+            out = out * rng.uniform(0.5, 1.5, size=(out.shape[0], 1)).astype(np.float32)
+        if "channel_dropout" in self.policy and rng.random() < 0.2:
+            out = out.copy()
+            out[int(rng.integers(out.shape[0]))] = 0.0  # a dead component
+        return out, label

@@ -22,6 +22,7 @@ from safetensors.torch import load_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..data.image_transforms import mix_batch
 from ..data.samplers import ClassBalancedSampler
 from ..errors import ConfigError
 from ..eval.metrics import classification_metrics
@@ -77,6 +78,8 @@ class TrainConfig:
     augment: str = "none"  # image tasks: a policy of tasks.images.augmentation
     sampling: str = "instance"  # or "class_balanced" (needs train_set.labels)
     monitor: str = "val_loss"  # or "val_f1": best epoch and early stopping by macro F1
+    mix: str = "none"  # images: "mixup" or "cutmix" of each training batch
+    mix_alpha: float = 0.4  # Beta(alpha, alpha) of the mixing weight
 
     def validate(self) -> TrainConfig:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
@@ -88,6 +91,9 @@ class TrainConfig:
                               f"got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
+        if self.mix not in ("none", "mixup", "cutmix") or self.mix_alpha < 0:
+            raise ConfigError(f"mix must be none, mixup or cutmix with mix_alpha >= 0, got "
+                              f"{self.mix!r}, {self.mix_alpha}")
         if self.sampling not in SAMPLINGS:
             raise ConfigError(f"sampling must be one of {list(SAMPLINGS)}, got {self.sampling!r}")
         if self.monitor not in MONITORS:
@@ -153,14 +159,21 @@ def _train_loader(train_set: Dataset, cfg: TrainConfig, epoch: int) -> DataLoade
 
 def _train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                  cfg: TrainConfig, precision: str, progress: Progress, task,
-                 loss_fn: LossFn | None = None) -> float:
+                 loss_fn: LossFn | None = None, epoch: int = 0) -> float:
     model.train()
     loss_sum, n = 0.0, 0
+    mixer = torch.Generator().manual_seed(cfg.seed * 7_919 + epoch)
     for x, y in loader:
+        lam, partner = 1.0, y
+        if cfg.mix != "none":
+            x, partner, lam = mix_batch(x, y, cfg.mix, cfg.mix_alpha, mixer)
         with autocast(precision):
             logits = model(x)
-        loss = (loss_fn(logits.float(), x, y) if loss_fn is not None
-                else nn.functional.cross_entropy(logits.float(), y))
+        if loss_fn is not None:
+            loss = loss_fn(logits.float(), x, y)
+        else:
+            ce = nn.functional.cross_entropy
+            loss = lam * ce(logits.float(), y) + (1 - lam) * ce(logits.float(), partner)
         if cfg.l1 or cfg.l2:
             loss = loss + kernel_penalty(model, cfg.l1, cfg.l2, cfg.penalty_layers)
         optimizer.zero_grad(set_to_none=True)
@@ -256,7 +269,7 @@ def fit(
             task = progress.add_task("", total=len(train_set), epoch=epoch)
             t0 = time.perf_counter()
             train_loss = _train_epoch(model, loader, optimizer, cfg, precision, progress, task,
-                                      loss_fn)
+                                      loss_fn, epoch)
             train_time = time.perf_counter() - t0
             progress.remove_task(task)
             probs, labels, val_loss = predict_proba(model, val_set, precision, cfg.batch_size)

@@ -23,6 +23,7 @@ from ..data.image_transforms import (
     ColorJitter,
     Compose,
     RandomAffine,
+    RandomErasing,
     RandomHorizontalFlip,
 )
 from ..engine.checkpoint import atomic_write_json, load_model
@@ -45,7 +46,14 @@ SPLITS = ("class", "subject")  # stratified by class; no subject in two parts
 def augmentation(name: str):
     """Named torch augmentation policy: ``none``; ``light`` (flip, +-10 deg, 5 % shift);
     ``faces`` (seed 002 has none stated: flip, +-15 deg, 10 % shift, 0.9-1.1 zoom,
-    brightness/contrast 0.2)."""
+    brightness/contrast 0.2); any of them with ``+erase`` appends random erasing (p 0.5).
+    Mixup and CutMix act on batches: ``TrainConfig.mix``."""
+    base, _, extra = name.partition("+")
+    if extra:
+        if extra != "erase":
+            raise ConfigError(f"augment modifier must be '+erase', got {name!r}")
+        first = augmentation(base)
+        return Compose([*([first] if first else []), RandomErasing()])
     if name == "none":
         return None
     if name == "light":

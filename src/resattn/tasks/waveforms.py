@@ -121,6 +121,7 @@ def train_waveform_classifier(
     split: dict | None = None,
     loss_fn: LossFn | None = None,
     prepare: Callable[[nn.Module], object] | None = None,
+    policy: tuple[str, ...] = (),
 ) -> dict:
     """Train ``model`` (a registered name) on a STEAD-layout folder; returns a summary dict
     with the test-split metrics of the best epoch. ``init_from`` (shipped name, run dir or
@@ -129,7 +130,8 @@ def train_waveform_classifier(
     ``mix_noise`` = probability of the noise-mixing augmentation (see ``WaveformWindows``).
     ``split_seed`` (default: ``seed``) fixes the split while ``seed`` varies initialisation.
     ``split`` = trace names per part (``{"train": [...], "val": [...], "test": [...]}``, the
-    layout of ``split.json``) replaces the grouped split."""
+    layout of ``split.json``) replaces the grouped split. ``policy``: extra training
+    augmentations (``superpose``, ``gain``, ``channel_dropout``; see ``WaveformWindows``)."""
     out = Path(out)
     if config is not None:
         config.validate()  # a bad option fails before anything is read or written
@@ -161,12 +163,12 @@ def train_waveform_classifier(
     })
     meta = {
         "task": "waveform-classification",
-        "preprocessing": preprocessing(window, band, mix_noise),
+        "preprocessing": {**preprocessing(window, band, mix_noise), "policy": list(policy)},
         "data": {"path": str(Path(data).resolve()), "n_traces": len(dataset),
                  "split_sizes": {k: len(v) for k, v in parts.items()}, "split_by": split_by},
     }
     train_set = WaveformWindows(dataset.subset(parts["train"]), window, train=True, seed=seed,
-                                pad=pad, band=band, mix_noise=mix_noise)
+                                pad=pad, band=band, mix_noise=mix_noise, policy=policy)
     val_set = eval_windows(dataset.subset(parts["val"]), meta, window, pad)
     result = fit(net, train_set, val_set, out, cfg, resume=resume, meta=meta,
                  class_names=CLASS_NAMES, positive=POSITIVE, show_progress=show_progress,
