@@ -1,30 +1,9 @@
 """Weekly earthquake forecasting: next-week magnitude-class labels and explicit seismological
-features computed only from the events before each week (see :mod:`resattn.forecast.features`)."""
+features computed only from the events before each week (see :mod:`resattn.forecast.features`),
+weekly series and their strict time split (``series``), decoupled training (``pipeline``) and
+reference forecasts (``baselines``)."""
 
-from resattn.forecast.features import (
-    DEFAULT_BOUNDS,
-    DEFAULT_WINDOWS,
-    FILL_VALUES,
-    aki_b_value,
-    class_names,
-    explicit_features,
-    gutenberg_richter,
-    join_extra,
-    magnitude_class,
-    week_starts,
-    weekly_labels,
-)
+from resattn.forecast import features as _features
+from resattn.forecast.features import *  # noqa: F403 - the public names of features.py
 
-__all__ = [
-    "DEFAULT_BOUNDS",
-    "DEFAULT_WINDOWS",
-    "FILL_VALUES",
-    "aki_b_value",
-    "class_names",
-    "explicit_features",
-    "gutenberg_richter",
-    "join_extra",
-    "magnitude_class",
-    "week_starts",
-    "weekly_labels",
-]
+__all__ = list(_features.__all__)
