@@ -54,8 +54,14 @@ def pm(ms: tuple[float, float]) -> str:
     return f"{ms[0]:.2f} ± {ms[1]:.2f}"
 
 
+def recipe(args: argparse.Namespace):
+    return preset_config("fer-resnet18", precision=args.precision,
+                         **{k: v for k, v in (("patience", args.patience),
+                                              ("batch_size", args.batch_size)) if v})
+
+
 def run_all(args: argparse.Namespace) -> list[dict]:
-    cfg = preset_config("fer-resnet18", precision=args.precision)
+    cfg = recipe(args)
     runs = []
     for r in args.run_ids if args.run_ids is not None else range(args.runs):
         out = Path(args.runs_dir) / args.name / f"run{r:02d}"
@@ -75,7 +81,7 @@ def run_all(args: argparse.Namespace) -> list[dict]:
     return runs
 
 
-def report(args: argparse.Namespace, runs: list[dict]) -> dict:
+def report(args: argparse.Namespace, runs: list[dict], cfg) -> dict:
     names = runs[0]["test"]["class_names"]
     shown = [ALIASES.get(n, n) for n in names]
     sens = {s: [100 * r["test"]["per_class"][n]["recall"] for r in runs]
@@ -86,8 +92,9 @@ def report(args: argparse.Namespace, runs: list[dict]) -> dict:
         "data": str(args.data), "split": SPLIT_TEXT[args.split],
         "fractions": list(args.fractions), "image_size": args.size, "epochs": args.epochs,
         "model_options": {"drop_rate": args.drop_rate},
-        "recipe": "preset fer-resnet18 (Adam 1e-3, weight decay 1e-4, batch 32, cosine, "
-                  "faces augmentation); the paper states none of these",
+        "recipe": f"preset fer-resnet18 (Adam 1e-3, weight decay 1e-4, batch "
+                  f"{cfg.batch_size}, cosine, faces augmentation, early-stopping patience "
+                  f"{cfg.patience}); the paper states none of these",
         "n_runs": len(runs),
         "test_sizes": [r["test"]["n"] for r in runs],
         "sensitivity": {s: {"mean": mean_std(v)[0], "std": mean_std(v)[1], "runs": v}
@@ -142,6 +149,8 @@ def main() -> None:
     p.add_argument("--size", type=int, default=None)
     p.add_argument("--fractions", type=float, nargs=3, default=(0.8, 0.1, 0.1))
     p.add_argument("--drop-rate", type=float, default=0.3)
+    p.add_argument("--patience", type=int, default=None, help="Default: the preset's (10).")
+    p.add_argument("--batch-size", type=int, default=None, help="Default: the preset's (32).")
     p.add_argument("--precision", default="auto")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs-dir", default=str(ROOT.parent / "runs"))
@@ -151,7 +160,7 @@ def main() -> None:
     runs = run_all(args)
     if args.run_ids is not None:
         return
-    result = report(args, runs)
+    result = report(args, runs, recipe(args))
     oa = result["overall_accuracy"]
     print(f"{args.name}: overall accuracy {oa['mean']:.2f} ± {oa['std']:.2f} % "
           f"over {result['n_runs']} runs")
