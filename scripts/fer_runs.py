@@ -62,13 +62,13 @@ def recipe(args: argparse.Namespace):
 
 def run_all(args: argparse.Namespace) -> list[dict]:
     cfg = recipe(args)
+    torch.set_num_threads(args.threads)
     runs = []
     for r in args.run_ids if args.run_ids is not None else range(args.runs):
         out = Path(args.runs_dir) / args.name / f"run{r:02d}"
         if (out / "test_metrics.json").exists():
             runs.append(read_json(out / "test_metrics.json"))
             continue
-        torch.set_num_threads(args.threads)
         resume = (out / "last.json").exists()
         runs.append(train_image_classifier(
             "resnet18", args.data, out, epochs=args.epochs, seed=r, split=args.split,

@@ -517,8 +517,7 @@ def finetune(model: ModelOpt, data: DataOpt, out: OutOpt,
     from .pretrained import load_any
 
     _, meta = load_any(model)
-    cfg = TrainConfig(**{k: v for k, v in (meta.get("train_config") or {}).items()
-                         if k in TrainConfig.__dataclass_fields__})
+    cfg = TrainConfig.from_record(meta.get("train_config"))
     summary = run(model, data, out, epochs, freeze, lr_decay,
                   replace(cfg, lr=lr) if lr else cfg)
     test = summary["test"]

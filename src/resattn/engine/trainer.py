@@ -81,6 +81,12 @@ class TrainConfig:
     mix: str = "none"  # images: "mixup" or "cutmix" of each training batch
     mix_alpha: float = 0.4  # Beta(alpha, alpha) of the mixing weight
 
+    @classmethod
+    def from_record(cls, record: dict | None) -> TrainConfig:
+        """The recipe a checkpoint records (its ``train_config``); fields this version does
+        not know are ignored."""
+        return cls(**{k: v for k, v in (record or {}).items() if k in cls.__dataclass_fields__})
+
     def validate(self) -> TrainConfig:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise ConfigError(f"epochs, batch_size and patience must be >= 1, got {self}")

@@ -20,8 +20,6 @@ from ..data.catalog import Catalog
 from ..errors import ConfigError, DataError
 from .features import class_names, explicit_features, join_extra, week_starts, weekly_labels
 
-PARTS = ("train", "val", "test")
-
 
 @dataclass
 class Standardizer:

@@ -25,8 +25,7 @@ def train_like(meta: dict, data: str | Path, out: str | Path, *, model: str | No
     task's summary with ``test`` metrics."""
     if (model is None) == (init_from is None):
         raise ConfigError("give exactly one of model (a registered name) or init_from")
-    cfg = config or TrainConfig(**{k: v for k, v in (meta.get("train_config") or {}).items()
-                                   if k in TrainConfig.__dataclass_fields__})
+    cfg = config or TrainConfig.from_record(meta.get("train_config"))
     seed = cfg.seed
     resume = (Path(out) / "last.json").exists()
     task = meta.get("task")

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..data import ImageDataset, standardize
-from ..data.transforms import bandpass
+from ..data.transforms import bandpass, crop
 from ..errors import DataError
 from ..eval.uncertainty import mc_dropout_predict, predictive_entropy
 from ..explain.gradcam import grad_cam, overlay_image, plot_waveform_cam
@@ -74,7 +74,7 @@ def waveform_windows(path: Path, meta: dict, in_chans: int) -> tuple[torch.Tenso
         x = bandpass(x, *prep["bandpass_hz"], prep.get("sampling_rate_hz", 100.0))
     starts = np.unique(np.r_[np.arange(0, x.shape[1] - window + 1, max(1, window // 2)),
                              x.shape[1] - window])
-    return (torch.stack([torch.from_numpy(standardize(x[:, s:s + window])) for s in starts]),
+    return (torch.stack([torch.from_numpy(standardize(crop(x, s, window))) for s in starts]),
             starts)
 
 
