@@ -26,6 +26,7 @@ from resattn.engine import (
 from resattn.engine.checkpoint import atomic_write_bytes, atomic_write_json
 from resattn.engine.precision import PRECISIONS, calibrate_bf16
 from resattn.engine.recipes import OPTIMIZERS, kernel_penalty
+from resattn.engine.tracking import scalar_tag, tensorboard_available
 from resattn.errors import CheckpointError, ConfigError
 from resattn.eval.metrics import classification_metrics, cohen_kappa, confusion_matrix
 
@@ -226,8 +227,9 @@ def test_fit_learns_and_writes_run_dir(tmp_path: Path, train_set, val_set) -> No
     result = fit(model, train_set, val_set, tmp_path, _cfg(), meta={"task": "toy"},
                  class_names=["noise", "event"], positive=1, show_progress=False)
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["last.json", "last.safetensors", "metrics.jsonl", "model.json",
-                     "model.safetensors"]
+    events = ["tensorboard"] if tensorboard_available() else []  # tracking "auto"
+    assert names == sorted(["last.json", "last.safetensors", "metrics.jsonl", "model.json",
+                            "model.safetensors", *events])
     rows = _rows(tmp_path / "metrics.jsonl")
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
     losses = [r["train_loss"] for r in rows]
@@ -314,6 +316,41 @@ def test_resume_of_finished_run_trains_nothing(tmp_path: Path, train_set, val_se
                 show_progress=False)
     assert again.epochs_run == 2 and len(_rows(tmp_path / "metrics.jsonl")) == 2
     assert (tmp_path / "last.safetensors").read_bytes() == before
+
+
+def _event_scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run / "tensorboard"))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_tensorboard_events_mirror_the_jsonl_log_across_resume(tmp_path: Path, train_set,
+                                                               val_set) -> None:
+    pytest.importorskip("tensorboard")  # a test extra: installed in CI
+    fit(_small_resnet(), train_set, val_set, tmp_path, _cfg(epochs=2, tensorboard="on"),
+        show_progress=False)
+    fit(_small_resnet(), train_set, val_set, tmp_path, _cfg(epochs=3, tensorboard="on"),
+        resume=True, show_progress=False)
+    rows = _rows(tmp_path / "metrics.jsonl")
+    scalars = _event_scalars(tmp_path)
+    assert {"train/loss", "val/loss", "val/accuracy", "val/f1", "lr"} <= set(scalars)
+    for key in ("train_loss", "val_loss", "val_f1"):
+        events = scalars[scalar_tag(key)]
+        assert [step for step, _ in events] == [1, 2, 3]  # each epoch once, resume included
+        assert [v for _, v in events] == pytest.approx([r[key] for r in rows], rel=1e-6)
+
+
+def test_tensorboard_off_and_bad_mode(tmp_path: Path, train_set, val_set) -> None:
+    fit(_small_resnet(), train_set, val_set, tmp_path, _cfg(epochs=1, tensorboard="off"),
+        show_progress=False)
+    assert not (tmp_path / "tensorboard").exists()
+    assert len(_rows(tmp_path / "metrics.jsonl")) == 1
+    with pytest.raises(ConfigError, match="tensorboard must be one of"):
+        TrainConfig(tensorboard="yes").validate()
+    assert scalar_tag("train_samples_per_s") == "train/samples_per_s"
+    assert scalar_tag("lr") == "lr"
 
 
 def test_fit_in_bf16_runs(tmp_path: Path, train_set, val_set) -> None:

@@ -94,13 +94,27 @@ def test_quick_run_killed_midway_resumes_without_retraining(tmp_path: Path) -> N
         assert "recall/left" in cell["metrics"]
     resnet = results["cells"][1]
     assert resnet["published"]["accuracy"] == 0.9
-    assert resnet["vs_baseline"]["accuracy"]["n"] == 2
+    vs = resnet["vs_baseline"]["accuracy"]
+    assert vs["n"] == 2 and vs["ci95"][0] <= vs["mean_difference"] <= vs["ci95"][1]
+    assert (out / "figures" / "ablation.png").stat().st_size > 1000
     for run in out.glob("runs/*/*"):
         assert (run / "metrics.jsonl").read_text().count("\n") >= 1
     md = (out / "report.md").read_text()
     assert "| tiny resnet | 2 |" in md and "0.9000" in md
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 5 and "src='figures" not in html
+
+
+def test_paired_test_by_hand() -> None:
+    from resattn.reproduce.report import paired_test
+
+    vs = paired_test([0.9, 0.8, 0.85], [0.8, 0.8, 0.8])  # differences 0.1, 0, 0.05
+    half = 4.302653 * 0.05 / np.sqrt(3)  # t(0.975, df 2) x sd / sqrt(n)
+    assert vs["mean_difference"] == pytest.approx(0.05)
+    assert vs["ci95"] == pytest.approx([0.05 - half, 0.05 + half], rel=1e-5)
+    assert vs["p_value"] == pytest.approx(0.2254, abs=1e-3)  # t = 1.732, df 2
+    assert paired_test([0.9, 0.9], [0.8, 0.8])["p_value"] == 0.0  # constant difference
+    assert paired_test([0.9], [0.8]) is None  # one seed: no test
 
 
 def _chromium() -> str | None:

@@ -139,6 +139,9 @@ def train(
              "paper.")] = None,
     mix_noise: Annotated[float, typer.Option(
         help="Probability of adding a random noise window to a training item.")] = 0.0,
+    tensorboard: Annotated[str, typer.Option(
+        help="TensorBoard event files in OUT/tensorboard beside metrics.jsonl: auto (when the "
+             "tensorboard package is installed), on or off.")] = "auto",
     quiet: Annotated[bool, typer.Option(help="No progress output.")] = False,
 ) -> None:
     """Train a classifier: waveforms (earthquake vs noise, grouped 8:1:1 split) or images
@@ -150,7 +153,7 @@ def train(
     recipe = {"epochs": epochs, "batch_size": batch_size, "lr": lr,
               "weight_decay": weight_decay, "patience": patience, "precision": precision.value,
               "seed": seed, "optimizer": optimizer, "schedule": schedule, "dwell": dwell,
-              "l1": l1, "l2": l2, "mix": mix}
+              "l1": l1, "l2": l2, "mix": mix, "tensorboard": tensorboard}
     if preset:  # the preset fills every recipe field the user did not type
         typed = {k: v for k, v in recipe.items()  # (the enum's module differs across typer)
                  if getattr(ctx.get_parameter_source(k), "name", "DEFAULT") != "DEFAULT"}

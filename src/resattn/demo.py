@@ -14,7 +14,8 @@ import numpy as np
 from .data import WaveformDataset, WaveformWindows
 from .engine.checkpoint import atomic_write_text
 from .engine.provenance import environment
-from .engine.trainer import TrainConfig, read_log
+from .engine.tracking import read_log
+from .engine.trainer import TrainConfig
 from .pretrained import pretrained_card
 from .report import fmt, markdown_table, new_figure, save_figure
 from .tasks.waveforms import (

@@ -5,11 +5,11 @@ Run directory after ``fit``:
     model.safetensors / model.json   best weights (lowest validation loss) + config + metrics
     last.safetensors / last.json     last epoch: model, optimizer, RNG, trainer state (resume)
     metrics.jsonl                    one JSON object per epoch
+    tensorboard/                     the same scalars as TensorBoard events (when installed)
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -29,7 +29,6 @@ from ..eval.metrics import classification_metrics
 from .checkpoint import (
     LAST_STEM,
     MODEL_STEM,
-    atomic_write_text,
     load_state,
     load_training_state,
     save_model,
@@ -47,6 +46,7 @@ from .recipes import (
     kernel_penalty,
     scale_lr,
 )
+from .tracking import TENSORBOARD_MODES, RunLog, wants_tensorboard
 
 SAMPLINGS = ("instance", "class_balanced")
 # A training loss other than cross-entropy: (logits, inputs, labels) -> scalar (distillation).
@@ -80,6 +80,7 @@ class TrainConfig:
     monitor: str = "val_loss"  # or "val_f1": best epoch and early stopping by macro F1
     mix: str = "none"  # images: "mixup" or "cutmix" of each training batch
     mix_alpha: float = 0.4  # Beta(alpha, alpha) of the mixing weight
+    tensorboard: str = "auto"  # event files: auto (if installed), on (required) or off
 
     @classmethod
     def from_record(cls, record: dict | None) -> TrainConfig:
@@ -106,6 +107,10 @@ class TrainConfig:
             raise ConfigError(f"monitor must be one of {list(MONITORS)}, got {self.monitor!r}")
         if not 0 < self.plateau_factor < 1 or self.plateau_patience < 1:
             raise ConfigError("plateau_factor must be in (0, 1) and plateau_patience >= 1")
+        if self.tensorboard not in TENSORBOARD_MODES:
+            raise ConfigError(f"tensorboard must be one of {list(TENSORBOARD_MODES)}, got "
+                              f"{self.tensorboard!r}")
+        wants_tensorboard(self.tensorboard)  # "on" without the package fails here, not later
         return self
 
 
@@ -125,14 +130,6 @@ class FitResult:
     stopped_early: bool
     precision: str
     history: list[dict]
-
-
-def read_log(path: Path, upto_epoch: int | None = None) -> list[dict]:
-    """Rows of a ``metrics.jsonl`` log, optionally only epochs up to ``upto_epoch``."""
-    if not Path(path).exists():
-        return []
-    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-    return [r for r in rows if upto_epoch is None or r["epoch"] <= upto_epoch]
 
 
 def param_groups(model: nn.Module, lr: float) -> list[dict]:
@@ -234,7 +231,7 @@ def fit(
     """
     cfg = (cfg or TrainConfig()).validate()
     run_dir = Path(run_dir)
-    last_json, log_path = run_dir / f"{LAST_STEM}.json", run_dir / "metrics.jsonl"
+    last_json = run_dir / f"{LAST_STEM}.json"
     if last_json.exists() and not resume:
         raise ConfigError(f"{run_dir} already holds a training run; pass --resume to continue "
                           "it or choose a new output directory")
@@ -252,15 +249,15 @@ def fit(
         if cfg.precision == "auto":
             precision = state.get("precision", precision)
     state["precision"] = precision
-    history = read_log(log_path, state["epoch"])
-    atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in history))
+    run_log = RunLog(run_dir, state["epoch"], cfg.tensorboard)
+    history = run_log.rows
     meta = {**(meta or {}), "train_config": asdict(cfg), "precision": precision,
             "environment": environment(), "class_names": class_names}
 
     start_epoch = state["epoch"] + 1
     columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn(
         "{task.description}"), TimeRemainingColumn())
-    with Progress(*columns, disable=not show_progress, transient=True) as progress:
+    with run_log, Progress(*columns, disable=not show_progress, transient=True) as progress:
         for epoch in range(start_epoch, cfg.epochs + 1):
             if state["stopped_early"]:
                 break
@@ -296,9 +293,7 @@ def fit(
             # Log first, then checkpoint: a crash in between leaves a row beyond the checkpoint,
             # which resume drops (read_log up to the saved epoch), never a checkpoint without
             # its row.
-            history.append(row)
-            with log_path.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            run_log.append(row)
             if improved:
                 save_model(run_dir / MODEL_STEM, model,
                            {**meta, "epoch": epoch, "val_loss": val_loss, "val_metrics": val})

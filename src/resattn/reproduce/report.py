@@ -13,7 +13,7 @@ import numpy as np
 
 from ..engine.checkpoint import atomic_write_text, read_json
 from ..engine.provenance import environment
-from ..engine.trainer import read_log
+from ..engine.tracking import read_log
 from ..report import markdown_table, new_figure, save_figure
 from .config import Experiment
 from .runner import DONE, run_dir
@@ -36,11 +36,14 @@ def paired_test(ours: list[float], base: list[float]) -> dict | None:
     from scipy import stats
 
     diff = np.asarray(ours) - np.asarray(base)
+    half = float(stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / math.sqrt(len(diff)))
     if np.allclose(diff, diff[0]):
         p = 1.0 if diff[0] == 0 else 0.0
     else:
         p = float(stats.ttest_rel(ours, base).pvalue)
-    return {"mean_difference": float(diff.mean()), "p_value": p, "n": len(diff)}
+    mean = float(diff.mean())
+    return {"mean_difference": mean, "ci95": [mean - half, mean + half], "p_value": p,
+            "n": len(diff)}
 
 
 def aggregate(exp: Experiment, out: Path, quick: bool = False) -> dict:
@@ -97,6 +100,32 @@ def _metric_chart(results: dict, key: str, path: Path) -> Path:
     ax.set_ylim(max(0.0, min(finite, default=0) - 0.1), 1.0 if key != "log_loss" else None)
     ax.legend(fontsize=8)
     ax.set_title(f"{key} per cell")
+    return save_figure(fig, path)
+
+
+def _ablation_chart(results: dict, key: str, path: Path) -> Path:
+    """Each cell minus the baseline (paired over seeds): mean with its 95 % t interval, and
+    the published difference where the paper gives both figures."""
+    base = next(c for c in results["cells"] if c["name"] == results["baseline"])
+    cells = [c for c in results["cells"] if c is not base]
+    fig = new_figure((7.0, 0.45 * len(cells) + 1.6))
+    ax = fig.add_subplot()
+    y = np.arange(len(cells))[::-1]
+    for yi, c in zip(y, cells, strict=True):
+        vs = (c.get("vs_baseline") or {}).get(key)
+        if vs:
+            lo, hi = vs.get("ci95", [vs["mean_difference"]] * 2)
+            ax.errorbar(vs["mean_difference"], yi, xerr=[[vs["mean_difference"] - lo],
+                        [hi - vs["mean_difference"]]], fmt="o", color="tab:blue", capsize=3,
+                        label="ours: mean, 95 % CI" if yi == y[0] else None)
+        pub, pub_base = c["published"].get(key), base["published"].get(key)
+        if pub is not None and pub_base is not None:
+            ax.plot(pub - pub_base, yi, "D", color="tab:gray",
+                    label="published (theirs)" if yi == y[0] else None)
+    ax.axvline(0.0, color="black", lw=0.8)
+    ax.set_yticks(y, [c["name"] for c in cells], fontsize=8)
+    ax.set_xlabel(f"{key} minus {base['name']} (paired over seeds)")
+    ax.legend(fontsize=8)
     return save_figure(fig, path)
 
 
@@ -236,6 +265,10 @@ def write_report(exp: Experiment, out: Path, results: dict) -> Path:
     for key in exp.metrics:
         figures.append((f"{key} per cell, ours beside the published figure",
                         _metric_chart(results, key, figs / f"{key}.png")))
+    if exp.baseline and len(exp.cells) > 1 and results["seeds"] > 1:
+        key = exp.metrics[0]
+        figures.append((f"Ablation: {key} of each cell minus the baseline",
+                        _ablation_chart(results, key, figs / "ablation.png")))
     figures.append(("Validation loss per epoch (seed 0)",
                     _curves(exp, out, figs / "curves.png")))
     figures.append(("Test confusion matrices (seed 0)",
