@@ -105,6 +105,42 @@ def test_quick_run_killed_midway_resumes_without_retraining(tmp_path: Path) -> N
     assert html.count("data:image/png;base64,") >= 5 and "src='figures" not in html
 
 
+def test_run_lock_is_exclusive_and_stale_locks_are_taken_over(tmp_path: Path) -> None:
+    from resattn.reproduce.runner import LOCK, claim
+
+    run = tmp_path / "runs" / "a" / "seed0"
+    with claim(run) as mine:
+        assert mine and (run / LOCK).exists()
+        with claim(run) as again:  # held by a live process (this one)
+            assert not again
+    assert not (run / LOCK).exists()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (run / LOCK).write_text(json.dumps({"host": __import__("socket").gethostname(),
+                                        "pid": dead.pid}))
+    with claim(run) as mine:  # its process is gone: taken over
+        assert mine and json.loads((run / LOCK).read_text())["pid"] != dead.pid
+
+
+def test_two_processes_share_the_runs_without_repeating_one(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "resattn", "reproduce", str(cfg), "--quick", "--out", str(out)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(2)]
+    logs = [p.communicate(timeout=900)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), logs
+    trained = [line for log in logs for line in log.splitlines() if "test accuracy" in line]
+    assert len(trained) == 4, logs  # 2 cells x 2 seeds, each trained by exactly one process
+    assert sorted(trained) == sorted(set(trained))
+    for run in out.glob("runs/*/*"):
+        rows = (run / "metrics.jsonl").read_text().splitlines()
+        epochs = [json.loads(r)["epoch"] for r in rows]
+        assert epochs == [1, 2] and not (run / ".lock").exists()
+    assert json.loads((out / "results.json").read_text())["complete"]
+    assert len(json.loads((out / "timings.json").read_text())) == 4
+
+
 def test_paired_test_by_hand() -> None:
     from resattn.reproduce.report import paired_test
 

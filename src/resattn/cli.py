@@ -405,13 +405,14 @@ def reproduce(
                                              "seeds and images; minutes, for CI.")] = False,
 ) -> None:
     """Train every cell x seed of a paper's table (finished runs are skipped, interrupted ones
-    resumed) and write results.json, report.md and a self-contained report.html."""
+    resumed) and write results.json, report.md and a self-contained report.html. Start it in
+    several processes to share the runs: each run is locked by the process training it."""
     from .reproduce import run_experiment
 
     results = run_experiment(config, out, quick, log=console.print)
     where = out or Path("results") / (results["experiment"] + ("-quick" if quick else ""))
-    console.print(f"{len(results['cells'])} cells, complete: {results['complete']}; "
-                  f"report: {where}/report.html")
+    console.print(f"{len(results['cells'])} cells, complete: {results['complete']}"
+                  + (f"; report: {where}/report.html" if results["complete"] else ""))
 
 
 compress_app = typer.Typer(no_args_is_help=True, help="Make a trained model smaller and faster "

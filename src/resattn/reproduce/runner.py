@@ -5,11 +5,21 @@ Layout of ``out``::
     runs/<cell-slug>/seed<k>/   a normal training run (metrics.jsonl, split.json, model.*,
                                 test_metrics.json; last.* while unfinished)
     results.json, report.md, report.html, figures/
+
+Several processes (or machines sharing the folder) may run the same experiment at once: each
+run is claimed with an exclusive ``runs/<cell>/seed<k>/.lock`` file, so they share the runs
+instead of repeating them. A lock left by a killed process on this host is taken over; the
+process that finishes the last run writes the complete report.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
+import socket
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..engine.checkpoint import atomic_write_json, read_json
@@ -18,6 +28,53 @@ from ..errors import DataError
 from .config import Cell, Experiment, load_experiment
 
 DONE = "test_metrics.json"
+LOCK = ".lock"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _holder(lock: Path) -> dict | None:
+    """Who holds ``lock`` (host, pid), or None when the holder is gone (stale lock)."""
+    try:
+        holder = json.loads(lock.read_text())
+    except (OSError, ValueError):
+        return None  # unreadable: a holder killed while writing it
+    if holder.get("host") == socket.gethostname() and not _alive(int(holder.get("pid", 0))):
+        return None
+    return holder
+
+
+@contextmanager
+def claim(run: Path):
+    """Yield True with ``run`` locked for this process, or False if another live process
+    holds it. Stale locks (their process died on this host) are taken over."""
+    run.mkdir(parents=True, exist_ok=True)
+    lock = run / LOCK
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            if _holder(lock) is not None:
+                yield False
+                return
+            lock.unlink(missing_ok=True)  # stale: take it over
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump({"host": socket.gethostname(), "pid": os.getpid()}, f)
+        try:
+            yield True
+        finally:
+            lock.unlink(missing_ok=True)
+        return
+    yield False
 
 
 def recipe_config(exp: Experiment, seed: int) -> TrainConfig:
@@ -58,6 +115,16 @@ def train_cell(exp: Experiment, cell: Cell, seed: int, run: Path) -> dict:
         config=cfg, resume=resume, show_progress=False, max_per_class=im.get("max_per_class"))
 
 
+def _record_timing(out: Path, key: str, seconds: float) -> None:
+    """Add one run's wall time to ``timings.json``, under a file lock: other processes of the
+    same experiment add theirs too."""
+    path = out / "timings.json"
+    with open(out / ".timings.lock", "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        timings = read_json(path) if path.exists() else {}
+        atomic_write_json(path, {**timings, key: seconds})
+
+
 def run_experiment(config: str | Path | Experiment, out: str | Path | None = None,
                    quick: bool = False, report: bool = True, log=print) -> dict:
     """Train what is missing, then aggregate and (by default) write the report."""
@@ -68,21 +135,32 @@ def run_experiment(config: str | Path | Experiment, out: str | Path | None = Non
     if not exp.data.exists():
         raise DataError(f"{exp.source}: data {exp.data} not found")
     out.mkdir(parents=True, exist_ok=True)
-    timings = read_json(out / "timings.json") if (out / "timings.json").exists() else {}
     for cell in exp.cells:
         for seed in range(exp.seeds):
             run = run_dir(out, cell, seed)
             if (run / DONE).exists():
                 log(f"{cell.name} seed {seed}: done, skipped")
                 continue
-            t0 = time.perf_counter()
-            summary = train_cell(exp, cell, seed, run)
-            timings[f"{cell.slug}/seed{seed}"] = round(time.perf_counter() - t0, 1)
-            atomic_write_json(out / "timings.json", timings)
+            with claim(run) as mine:
+                if not mine:
+                    log(f"{cell.name} seed {seed}: running in another process, skipped")
+                    continue
+                if (run / DONE).exists():  # finished by another process meanwhile
+                    continue
+                t0 = time.perf_counter()
+                summary = train_cell(exp, cell, seed, run)
+                seconds = round(time.perf_counter() - t0, 1)
+            _record_timing(out, f"{cell.slug}/seed{seed}", seconds)
             log(f"{cell.name} seed {seed}: test accuracy {summary['test']['accuracy']:.4f}")
     from .report import aggregate, write_report
 
     results = aggregate(exp, out, quick)
+    if not results["complete"]:
+        # Only runs another process holds are missing; whichever process finishes the last
+        # one sees them all done (its own finished before it looks) and writes the report.
+        log("some runs are still training in another process; it writes results.json and "
+            "the report when it finishes the last one")
+        return results
     atomic_write_json(out / "results.json", results)
     if report:
         write_report(exp, out, results)

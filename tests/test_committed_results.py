@@ -1,0 +1,52 @@
+"""The committed reproduction reports under ``results/``: their numbers must be the ones the run
+logs beside them hold, in the ``results.json`` contract, and each report must show them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from resattn.reproduce import load_experiment
+from resattn.reproduce.config import Cell
+
+REPORTS = sorted(p.parent for p in (REPO / "results").glob("*/results.json"))
+CONFIGS = {load_experiment(p).name: p for p in (REPO / "configs").glob("*.yaml")}
+
+
+def test_the_papers_reports_are_committed() -> None:
+    names = {p.name for p in REPORTS}
+    assert {"seed000-table2", "seed000-table3", "seed004-mednist"} <= names, names
+
+
+@pytest.mark.parametrize("folder", REPORTS, ids=[p.name for p in REPORTS])
+def test_report_numbers_come_from_the_committed_run_logs(folder: Path) -> None:
+    results = json.loads((folder / "results.json").read_text())
+    assert results["mode"] == "full" and results["complete"]
+    exp = load_experiment(CONFIGS[results["experiment"]])  # the config it was run from
+    assert [c["name"] for c in results["cells"]] == [c.name for c in exp.cells]
+    assert results["seeds"] == exp.seeds and results["epochs"] == exp.epochs
+    md = (folder / "report.md").read_text()
+    html = (folder / "report.html").read_text()
+    assert "data:image/png;base64," in html
+    for cell in results["cells"]:
+        assert cell["n_seeds"] == exp.seeds
+        assert cell["published"] == exp.cell(cell["name"]).published
+        runs = folder / "runs" / Cell(cell["name"], cell["model"]).slug
+        summaries = [json.loads((runs / f"seed{s}" / "test_metrics.json").read_text())
+                     for s in range(exp.seeds)]
+        for s, summary in enumerate(summaries):  # every seed's epoch log is committed too
+            rows = (runs / f"seed{s}" / "metrics.jsonl").read_text().splitlines()
+            assert len(rows) == summary["epochs_run"] == cell["epochs_run"][s]
+        for key in results["metrics"]:
+            values = [t["test"][key] for t in summaries]
+            m = cell["metrics"][key]
+            assert m["values"] == pytest.approx(values)
+            assert m["mean"] == pytest.approx(np.mean(values))
+            assert m["std"] == pytest.approx(np.std(values, ddof=1) if len(values) > 1 else 0)
+        first = results["metrics"][0]
+        mean, std = cell["metrics"][first]["mean"], cell["metrics"][first]["std"]
+        assert f"{mean:.4f} ± {std:.4f}" in md
