@@ -124,6 +124,7 @@ def _ablation_chart(results: dict, key: str, path: Path) -> Path:
                     label="published (theirs)" if yi == y[0] else None)
     ax.axvline(0.0, color="black", lw=0.8)
     ax.set_yticks(y, [c["name"] for c in cells], fontsize=8)
+    ax.set_ylim(-0.6, len(cells) - 0.4)
     ax.set_xlabel(f"{key} minus {base['name']} (paired over seeds)")
     ax.legend(fontsize=8)
     return save_figure(fig, path)
