@@ -260,6 +260,25 @@ def results_rows(results: dict) -> tuple[list[str], list[list]]:
     return headers, rows
 
 
+def per_class_rows(results: dict, key: str) -> tuple[list[str], list[list]]:
+    """One row per class: each cell's mean ± std of ``key`` (e.g. recall = sensitivity) and
+    the published figure where the paper gives one."""
+    cells = results["cells"]
+    classes = sorted({k.split("/", 1)[1] for c in cells for k in c["metrics"]
+                      if k.startswith(key + "/")})
+    headers = ["class"]
+    for c in cells:
+        headers += [f"{c['name']} (ours)", f"{c['name']} (published)"]
+    rows = []
+    for name in classes:
+        row = [name]
+        for c in cells:
+            pub = c["published"].get(f"{key}/{name}")
+            row += [_fmt(c["metrics"], f"{key}/{name}"), "–" if pub is None else f"{pub:.4f}"]
+        rows.append(row)
+    return headers, rows
+
+
 def write_report(exp: Experiment, out: Path, results: dict) -> Path:
     figs = out / "figures"
     figures: list[tuple[str, Path]] = []
@@ -279,35 +298,43 @@ def write_report(exp: Experiment, out: Path, results: dict) -> Path:
                         _per_class(results, exp.per_class, figs / "per_class.png")))
     for p in _gradcam_examples(exp, out, figs):
         figures.append(("Grad-CAM example (last cell, seed 0, test item)", p))
-    headers, rows = results_rows(results)
+    tables = [("Results", *results_rows(results))]
+    if exp.per_class:
+        tables.append((f"Per-class {exp.per_class} (mean ± std over seeds)",
+                       *per_class_rows(results, exp.per_class)))
     env = results["environment"]
     env_line = (f"resattn {env.get('resattn')}, torch {env.get('torch')}, Python "
                 f"{env.get('python')}, commit {env.get('git_commit')}, CPU "
                 f"{env.get('cpu_model')} ({env.get('cpu_count', '?')} cores)")
     summary = (f"{results['mode']} mode, {results['seeds']} seed(s) per cell, at most "
-               f"{results['epochs']} epochs, wall time {results['wall_seconds'] / 60:.1f} min "
-               f"of training on this machine. Standard deviations are over seeds (ddof 1); "
+               f"{results['epochs']} epochs; the runs' wall times sum to "
+               f"{results['wall_seconds'] / 60:.1f} min on this machine (timings.json). "
+               f"Standard deviations are over seeds (ddof 1); "
                f"'published' is the paper's figure (theirs), on their data.")
     md = "\n\n".join([
         f"# {exp.name}", f"Paper: {exp.paper}", summary,
-        markdown_table(headers, rows),
+        *[f"**{title}.**\n\n{markdown_table(h, r)}" for title, h, r in tables],
         f"**Data caveats.** {exp.caveats}" if exp.caveats else "",
         *[f"![{t}](figures/{p.name})" for t, p in figures],
         f"Environment: {env_line}.",
         "Run logs (metrics.jsonl per run, split.json, test_metrics.json) are under `runs/`.",
     ])
     atomic_write_text(out / "report.md", md + "\n")
-    atomic_write_text(out / "report.html", _html(exp, summary, headers, rows, figures,
-                                                 env_line))
+    atomic_write_text(out / "report.html", _html(exp, summary, tables, figures, env_line))
     return out / "report.md"
 
 
-def _html(exp: Experiment, summary: str, headers: list[str], rows: list[list],
-          figures: list[tuple[str, Path]], env_line: str) -> str:
+def _html_table(title: str, headers: list[str], rows: list[list]) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in r) + "</tr>"
                    for r in rows)
+    return f"<h2>{esc(title)}</h2><table><tr>{head}</tr>{body}</table>"
+
+
+def _html(exp: Experiment, summary: str, tables: list[tuple[str, list[str], list[list]]],
+          figures: list[tuple[str, Path]], env_line: str) -> str:
+    esc = html.escape
     imgs = "".join(
         f"<figure><img alt='{esc(t)}' src='data:image/png;base64,"
         f"{base64.b64encode(p.read_bytes()).decode()}'><figcaption>{esc(t)}</figcaption>"
@@ -319,7 +346,7 @@ def _html(exp: Experiment, summary: str, headers: list[str], rows: list[list],
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(exp.name)}</title>"
             f"<style>{style}</style></head><body><h1>{esc(exp.name)}</h1>"
             f"<p>Paper: {esc(exp.paper)}</p><p>{esc(summary)}</p>"
-            f"<table><tr>{head}</tr>{body}</table>"
+            + "".join(_html_table(*t) for t in tables)
             + (f"<p class='caveat'><b>Data caveats.</b> {esc(exp.caveats)}</p>"
                if exp.caveats else "")
             + f"{imgs}<p>Environment: {esc(env_line)}</p></body></html>\n")
