@@ -234,6 +234,8 @@ def _gradcam_examples(exp: Experiment, out: Path, folder: Path, n: int = 3) -> l
 def _fmt(m: dict | None, key: str) -> str:
     if not m or key not in m:
         return "–"
+    if len(m[key].get("values", ())) == 1:  # one seed: no spread to show
+        return f"{m[key]['mean']:.4f}"
     return f"{m[key]['mean']:.4f} ± {m[key]['std']:.4f}"
 
 
