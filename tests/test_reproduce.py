@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -105,6 +106,44 @@ def test_quick_run_killed_midway_resumes_without_retraining(tmp_path: Path) -> N
     assert left.endswith("| 0.8000 |")  # the per-class table: tiny resnet's published recall
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 5 and "src='figures" not in html
+
+
+def test_a_cell_fine_tunes_from_the_weights_its_init_names(tmp_path: Path) -> None:
+    from resattn.engine.checkpoint import load_model
+    from resattn.reproduce import run_experiment
+
+    cfg = yaml.safe_load(tiny_config(tmp_path).read_text())
+    first = {**cfg, "seeds": 1, "epochs": 2, "baseline": None, "cells": cfg["cells"][1:],
+             "recipe": {**cfg["recipe"], "lr": 0.05}}  # moves the weights far from seed 0's
+    (tmp_path / "first.yaml").write_text(yaml.safe_dump(first))
+    run_experiment(tmp_path / "first.yaml", tmp_path / "first", report=False, log=lambda *a: 0)
+    start = tmp_path / "first" / "runs" / "tiny-resnet" / "seed0"
+    # a learning rate of 1e-9 leaves the weights where they started: at init's, or at random
+    second = {**first, "epochs": 1, "recipe": {**cfg["recipe"], "lr": 1e-9}, "cells": [
+        {**cfg["cells"][1], "name": "scratch"},
+        {**cfg["cells"][1], "name": "tuned", "init": "first/runs/tiny-resnet/seed0"}]}
+    (tmp_path / "second.yaml").write_text(yaml.safe_dump(second))
+    results = run_experiment(tmp_path / "second.yaml", tmp_path / "second", report=False,
+                             log=lambda *a: 0)
+    assert results["cells"][1]["init"] == str(start.resolve())
+    weights = {name: load_model(run)[0].state_dict()["stem.0.weight"] for name, run in [
+        ("init", start), ("scratch", tmp_path / "second/runs/scratch/seed0"),
+        ("tuned", tmp_path / "second/runs/tuned/seed0")]}
+    assert torch.allclose(weights["tuned"], weights["init"], atol=1e-6)
+    assert (weights["scratch"] - weights["init"]).abs().max() > 1e-2
+
+
+def test_init_errors_name_the_config_and_the_cell(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ntask: image\ndata: .\n"
+                   "cells: [{name: a, model: resnet18, init: nowhere/run}]\n")
+    _assert_one_line_error(run_cli("reproduce", bad), "bad.yaml", "cells[0].init",
+                           "neither a shipped model")
+    cfg = yaml.safe_load(tiny_config(tmp_path).read_text())
+    cfg["cells"][1]["init"] = "stead-detector"  # a 1-D ResNetKAN, not the cell's resnet18
+    bad.write_text(yaml.safe_dump(cfg))
+    _assert_one_line_error(run_cli("reproduce", bad, "--out", tmp_path / "o"), "tiny resnet",
+                           "resnetkan1d", "resnet18")
 
 
 def test_run_lock_is_exclusive_and_stale_locks_are_taken_over(tmp_path: Path) -> None:

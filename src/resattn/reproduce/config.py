@@ -1,9 +1,9 @@
 """Experiment configs: one YAML file per paper table (``configs/*.yaml``).
 
 A config names the task (``waveform`` or ``image``), the data, the recipe, the seeds and the
-cells (a model with options), and carries the paper's published figures per cell so that the
-report can set ours beside them. ``quick`` overrides (epochs, seeds, ``max_per_class``) make a
-run that finishes in minutes.
+cells (a model with options, optionally fine-tuned from trained weights: ``init``), and carries
+the paper's published figures per cell so that the report can set ours beside them. ``quick``
+overrides (epochs, seeds, ``max_per_class``) make a run that finishes in minutes.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ class Cell:
     model: str
     options: dict = field(default_factory=dict)
     published: dict = field(default_factory=dict)
+    init: str | None = None  # shipped model name or checkpoint to fine-tune from
 
     @property
     def slug(self) -> str:
@@ -77,6 +78,19 @@ def _resolve_data(value: str, source: Path) -> Path:
     return next((c.resolve() for c in candidates if c.exists()), candidates[0].resolve())
 
 
+def _resolve_init(value: str | None, source: Path, where: str) -> str | None:
+    """A shipped model name as is; a checkpoint path relative to the config file."""
+    from ..pretrained import list_pretrained
+
+    if value is None or str(value) in list_pretrained():
+        return value
+    path = Path(value) if Path(value).is_absolute() else source.parent / value
+    if not path.exists() and not Path(f"{path}.json").exists():
+        raise ConfigError(f"{source}: {where} = {value!r} is neither a shipped model "
+                          f"({', '.join(list_pretrained())}) nor an existing checkpoint")
+    return str(path.resolve())
+
+
 def read_yaml(path: str | Path, what: str = "config file"):
     """The parsed YAML of ``path``; a missing file or bad YAML is a ConfigError naming it."""
     import yaml
@@ -109,11 +123,12 @@ def load_experiment(path: str | Path) -> Experiment:
     for i, c in enumerate(raw["cells"] or []):
         if not isinstance(c, dict) or "name" not in c or "model" not in c:
             raise ConfigError(f"{path}: cells[{i}] needs a name and a model")
-        extra = set(c) - {"name", "model", "options", "published"}
+        extra = set(c) - {"name", "model", "options", "published", "init"}
         if extra:
             raise ConfigError(f"{path}: cells[{i}] has unknown field(s) {sorted(extra)}")
         cells.append(Cell(str(c["name"]), c["model"], dict(c.get("options") or {}),
-                          dict(c.get("published") or {})))
+                          dict(c.get("published") or {}),
+                          _resolve_init(c.get("init"), path, f"cells[{i}].init")))
     if not cells:
         raise ConfigError(f"{path}: cells is empty")
     names = [c.name for c in cells]

@@ -63,6 +63,7 @@ def aggregate(exp: Experiment, out: Path, quick: bool = False) -> dict:
                           "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
                           "values": v.tolist()}
         cells.append({"name": cell.name, "model": cell.model, "options": cell.options,
+                      "init": cell.init,
                       "n_seeds": len(runs), "metrics": metrics, "published": cell.published,
                       "epochs_run": [r["epochs_run"] for r in runs],
                       "best_epoch": [r["best_epoch"] for r in runs]})

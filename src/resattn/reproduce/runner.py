@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..engine.checkpoint import atomic_write_json, read_json
 from ..engine.trainer import TrainConfig, preset_config
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .config import Cell, Experiment, load_experiment
 
 DONE = "test_metrics.json"
@@ -89,8 +89,20 @@ def run_dir(out: Path, cell: Cell, seed: int) -> Path:
     return out / "runs" / cell.slug / f"seed{seed}"
 
 
+def check_init(cell: Cell) -> None:
+    """The weights a cell fine-tunes from must be of the architecture the cell names."""
+    from ..pretrained import load_any
+
+    net, _ = load_any(cell.init)
+    arch = getattr(net, "config", {}).get("model")
+    if arch != cell.model:
+        raise ConfigError(f"cell {cell.name!r}: init {cell.init} holds a {arch} model, but the "
+                          f"cell's model is {cell.model}")
+
+
 def train_cell(exp: Experiment, cell: Cell, seed: int, run: Path) -> dict:
-    """Train one cell with one seed into ``run`` (resuming if it was interrupted)."""
+    """Train one cell with one seed into ``run`` (resuming if it was interrupted), from
+    scratch or fine-tuned from the cell's ``init`` weights."""
     cfg = recipe_config(exp, seed)
     resume = (run / "last.json").exists()
     if exp.task == "waveform":
@@ -102,7 +114,7 @@ def train_cell(exp: Experiment, cell: Cell, seed: int, run: Path) -> dict:
             cell.model, exp.data, run, epochs=exp.epochs, window=w.get("window"), seed=seed,
             resume=resume, split_by=tuple(w.get("split_by", ("group",))),
             model_options=cell.options, config=cfg, show_progress=False, band=band,
-            split_seed=w.get("split_seed"))
+            split_seed=w.get("split_seed"), init_from=cell.init)
     from ..tasks.images import train_image_classifier
 
     im = exp.image
@@ -112,7 +124,8 @@ def train_cell(exp: Experiment, cell: Cell, seed: int, run: Path) -> dict:
         split_seed=seed if split_seed in (None, "per_seed") else int(split_seed),
         fractions=tuple(im.get("fractions", (0.9, 0.06, 0.04))), split=im.get("split", "class"),
         size=im.get("size"), channels=im.get("channels"), model_options=cell.options,
-        config=cfg, resume=resume, show_progress=False, max_per_class=im.get("max_per_class"))
+        config=cfg, resume=resume, show_progress=False, max_per_class=im.get("max_per_class"),
+        init_from=cell.init)
 
 
 def _record_timing(out: Path, key: str, seconds: float) -> None:
@@ -134,6 +147,9 @@ def run_experiment(config: str | Path | Experiment, out: str | Path | None = Non
     out = Path(out or Path("results") / (exp.name + ("-quick" if quick else "")))
     if not exp.data.exists():
         raise DataError(f"{exp.source}: data {exp.data} not found")
+    for cell in exp.cells:
+        if cell.init:
+            check_init(cell)
     out.mkdir(parents=True, exist_ok=True)
     for cell in exp.cells:
         for seed in range(exp.seeds):
