@@ -104,6 +104,7 @@ def test_quick_run_killed_midway_resumes_without_retraining(tmp_path: Path) -> N
     assert "| tiny resnet | 2 |" in md and "0.9000" in md
     left = next(line for line in md.splitlines() if line.startswith("| left |"))
     assert left.endswith("| 0.8000 |")  # the per-class table: tiny resnet's published recall
+    assert "| arn (ours) | tiny resnet (ours) | tiny resnet (published) |" in md  # none for arn
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 5 and "src='figures" not in html
 

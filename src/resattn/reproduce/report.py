@@ -14,6 +14,7 @@ import numpy as np
 from ..engine.checkpoint import atomic_write_text, read_json
 from ..engine.provenance import environment
 from ..engine.tracking import read_log
+from ..errors import CheckpointError
 from ..report import markdown_table, new_figure, save_figure
 from .config import Experiment
 from .runner import DONE, run_dir
@@ -80,7 +81,33 @@ def aggregate(exp: Experiment, out: Path, quick: bool = False) -> dict:
             "baseline": exp.baseline, "metrics": exp.metrics, "cells": cells,
             "complete": all(c["n_seeds"] == exp.seeds for c in cells),
             "wall_seconds": round(sum(timings.values()), 1), "caveats": exp.caveats,
-            "environment": environment()}
+            "environment": runs_environment(exp, out), "report_environment": environment()}
+
+
+ENV_KEYS = ("resattn", "torch", "python", "git_commit", "cpu_model", "cpu_count")
+
+
+def short_commit(commit: str | None) -> str | None:
+    """``0e7ab5f3291b…-dirty`` → ``0e7ab5f3291b-dirty``."""
+    if not commit:
+        return commit
+    sha, _, rest = commit.partition("-")
+    return sha[:12] + (f"-{rest}" if rest else "")
+
+
+def runs_environment(exp: Experiment, out: Path) -> dict:
+    """Where the runs were trained (from their checkpoints' provenance, not from the machine
+    that writes the report): each field's distinct values, joined by ' / ' when they differ."""
+    seen: dict[str, list] = {k: [] for k in ENV_KEYS}
+    for cell in exp.cells:
+        for seed in range(exp.seeds):
+            meta = run_dir(out, cell, seed) / "model.json"
+            env = read_json(meta).get("environment", {}) if meta.exists() else {}
+            env = {**env, "git_commit": short_commit(env.get("git_commit"))}
+            for k in ENV_KEYS:
+                if env.get(k) is not None and env[k] not in seen[k]:
+                    seen[k].append(env[k])
+    return {k: " / ".join(map(str, v)) if v else None for k, v in seen.items()}
 
 
 # ---------------------------------------------------------------------------------- plots
@@ -191,7 +218,8 @@ def _per_class(results: dict, key: str, path: Path) -> Path:
                   fontsize=8)
     ax.set_ylabel(f"{key} per class (mean ± std)")
     ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(cells) + 1,
+              frameon=False)  # above the axes: bars and published marks reach 1.0
     return save_figure(fig, path)
 
 
@@ -204,7 +232,10 @@ def _gradcam_examples(exp: Experiment, out: Path, folder: Path, n: int = 3) -> l
     run = run_dir(out, cell, 0)
     if not (run / DONE).exists():
         return []
-    model, meta = load_model(run)
+    try:
+        model, meta = load_model(run)
+    except CheckpointError:  # weights are not committed: keep the figures drawn from them
+        return sorted(folder.glob("gradcam_*.png"))
     if exp.task == "image":
         from ..data.image_transforms import AugmentedSubset
         from ..tasks.images import open_for_model, part_indices
@@ -257,27 +288,33 @@ def results_rows(results: dict) -> tuple[list[str], list[list]]:
         vs = c.get("vs_baseline") or {}
         first = vs.get(keys[0]) if keys else None
         row.append("baseline" if c["name"] == results["baseline"] else
-                   "–" if not first else f"{first['mean_difference']:+.4f} (p = "
-                   f"{first['p_value']:.3f})")
+                   "–" if not first else f"{first['mean_difference']:+.4f} "
+                   f"({_p_value(first['p_value'])})")
         rows.append(row)
     return headers, rows
 
 
+def _p_value(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
 def per_class_rows(results: dict, key: str) -> tuple[list[str], list[list]]:
     """One row per class: each cell's mean ± std of ``key`` (e.g. recall = sensitivity) and
-    the published figure where the paper gives one."""
+    the published figure where the paper gives one (no column for a cell it gives none)."""
     cells = results["cells"]
     classes = sorted({k.split("/", 1)[1] for c in cells for k in c["metrics"]
                       if k.startswith(key + "/")})
+    published = [any(k.startswith(key + "/") for k in c["published"]) for c in cells]
     headers = ["class"]
-    for c in cells:
-        headers += [f"{c['name']} (ours)", f"{c['name']} (published)"]
+    for c, has in zip(cells, published, strict=True):
+        headers += [f"{c['name']} (ours)"] + [f"{c['name']} (published)"] * has
     rows = []
     for name in classes:
         row = [name]
-        for c in cells:
+        for c, has in zip(cells, published, strict=True):
             pub = c["published"].get(f"{key}/{name}")
-            row += [_fmt(c["metrics"], f"{key}/{name}"), "–" if pub is None else f"{pub:.4f}"]
+            row += [_fmt(c["metrics"], f"{key}/{name}")]
+            row += ["–" if pub is None else f"{pub:.4f}"] * has
         rows.append(row)
     return headers, rows
 
@@ -305,13 +342,15 @@ def write_report(exp: Experiment, out: Path, results: dict) -> Path:
     if exp.per_class:
         tables.append((f"Per-class {exp.per_class} (mean ± std over seeds)",
                        *per_class_rows(results, exp.per_class)))
-    env = results["environment"]
-    env_line = (f"resattn {env.get('resattn')}, torch {env.get('torch')}, Python "
-                f"{env.get('python')}, commit {env.get('git_commit')}, CPU "
-                f"{env.get('cpu_model')} ({env.get('cpu_count', '?')} cores)")
+    env, here = results["environment"], results["report_environment"]
+    env_line = (f"trained with resattn {env['resattn']}, torch {env['torch']}, Python "
+                f"{env['python']}, commit {env['git_commit']}, CPU {env['cpu_model']} "
+                f"({env['cpu_count']} cores); report written at commit "
+                f"{short_commit(here.get('git_commit'))}"
+                f" on {here.get('cpu_model')}")
     summary = (f"{results['mode']} mode, {results['seeds']} seed(s) per cell, at most "
                f"{results['epochs']} epochs; the runs' wall times sum to "
-               f"{results['wall_seconds'] / 60:.1f} min on this machine (timings.json). "
+               f"{results['wall_seconds'] / 60:.1f} min on {env['cpu_model']} (timings.json). "
                f"Standard deviations are over seeds (ddof 1); "
                f"'published' is the paper's figure (theirs), on their data.")
     md = "\n\n".join([
