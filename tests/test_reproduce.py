@@ -140,6 +140,10 @@ def test_init_errors_name_the_config_and_the_cell(tmp_path: Path) -> None:
                    "cells: [{name: a, model: resnet18, init: nowhere/run}]\n")
     _assert_one_line_error(run_cli("reproduce", bad), "bad.yaml", "cells[0].init",
                            "neither a shipped model")
+    (tmp_path / "empty").mkdir()
+    bad.write_text(bad.read_text().replace("nowhere/run", "empty"))
+    _assert_one_line_error(run_cli("reproduce", bad), "bad.yaml", "cells[0].init",
+                           "no model checkpoint here")
     cfg = yaml.safe_load(tiny_config(tmp_path).read_text())
     cfg["cells"][1]["init"] = "stead-detector"  # a 1-D ResNetKAN, not the cell's resnet18
     bad.write_text(yaml.safe_dump(cfg))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from torch import nn
 
-from .engine.checkpoint import load_model, read_json
+from .engine.checkpoint import load_model, read_json, resolve_stem
 from .errors import CheckpointError
 
 WEIGHTS = resources.files("resattn") / "weights"
@@ -32,13 +32,22 @@ def pretrained_card(name: str) -> dict:
     return read_json(pretrained_path(name).with_suffix(".json"))
 
 
-def load_any(source: str | Path) -> tuple[nn.Module, dict]:
-    """(model in eval mode, metadata) from a shipped name, run directory or checkpoint path."""
+def checkpoint_stem(source: str | Path, what: str = "--model") -> Path:
+    """The checkpoint stem of a shipped name, run directory or checkpoint path; ``what``
+    names the source in the error (a CLI option or a config field)."""
     if str(source) in list_pretrained():
-        return load_model(pretrained_path(str(source)))
+        return pretrained_path(str(source))
     if not Path(source).exists() and not Path(f"{source}.json").exists():
         raise CheckpointError(
-            f"--model {source}: neither a shipped model ({', '.join(list_pretrained()) or 'none'})"
+            f"{what} {source}: neither a shipped model ({', '.join(list_pretrained()) or 'none'})"
             " nor an existing run directory or checkpoint file"
         )
-    return load_model(source)
+    try:
+        return resolve_stem(source)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{what} {exc}") from None
+
+
+def load_any(source: str | Path) -> tuple[nn.Module, dict]:
+    """(model in eval mode, metadata) from a shipped name, run directory or checkpoint path."""
+    return load_model(checkpoint_stem(source))

@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..engine.checkpoint import read_json
+from ..errors import CheckpointError, ConfigError
 
 TASKS = ("waveform", "image")
 ROOT_KEYS = {"name", "paper", "task", "data", "seeds", "epochs", "recipe", "waveform", "image",
@@ -78,17 +79,25 @@ def _resolve_data(value: str, source: Path) -> Path:
     return next((c.resolve() for c in candidates if c.exists()), candidates[0].resolve())
 
 
-def _resolve_init(value: str | None, source: Path, where: str) -> str | None:
-    """A shipped model name as is; a checkpoint path relative to the config file."""
-    from ..pretrained import list_pretrained
+def _resolve_init(cell: dict, source: Path, where: str) -> str | None:
+    """A cell's ``init``: a shipped model name as is, a checkpoint path relative to the config
+    file made absolute; its recorded architecture must be the cell's model."""
+    from ..pretrained import checkpoint_stem, list_pretrained
 
-    if value is None or str(value) in list_pretrained():
-        return value
-    path = Path(value) if Path(value).is_absolute() else source.parent / value
-    if not path.exists() and not Path(f"{path}.json").exists():
-        raise ConfigError(f"{source}: {where} = {value!r} is neither a shipped model "
-                          f"({', '.join(list_pretrained())}) nor an existing checkpoint")
-    return str(path.resolve())
+    value = cell.get("init")
+    if value is None:
+        return None
+    shipped = str(value) in list_pretrained()
+    path = Path(value) if shipped or Path(value).is_absolute() else source.parent / value
+    try:
+        meta = read_json(checkpoint_stem(value if shipped else path, where).with_suffix(".json"))
+    except CheckpointError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    arch = (meta.get("config") or {}).get("model")
+    if arch != cell["model"]:
+        raise ConfigError(f"{source}: {where} of cell {cell['name']!r} holds a {arch} model, "
+                          f"but the cell's model is {cell['model']}")
+    return str(value) if shipped else str(path.resolve())
 
 
 def read_yaml(path: str | Path, what: str = "config file"):
@@ -128,7 +137,7 @@ def load_experiment(path: str | Path) -> Experiment:
             raise ConfigError(f"{path}: cells[{i}] has unknown field(s) {sorted(extra)}")
         cells.append(Cell(str(c["name"]), c["model"], dict(c.get("options") or {}),
                           dict(c.get("published") or {}),
-                          _resolve_init(c.get("init"), path, f"cells[{i}].init")))
+                          _resolve_init(c, path, f"cells[{i}].init")))
     if not cells:
         raise ConfigError(f"{path}: cells is empty")
     names = [c.name for c in cells]

@@ -14,7 +14,6 @@ import numpy as np
 from ..engine.checkpoint import atomic_write_text, read_json
 from ..engine.provenance import environment
 from ..engine.tracking import read_log
-from ..errors import CheckpointError
 from ..report import markdown_table, new_figure, save_figure
 from .config import Experiment
 from .runner import DONE, run_dir
@@ -225,17 +224,16 @@ def _per_class(results: dict, key: str, path: Path) -> Path:
 
 def _gradcam_examples(exp: Experiment, out: Path, folder: Path, n: int = 3) -> list[Path]:
     """Grad-CAM of the seed-0 model of the last cell on a few test items."""
-    from ..engine.checkpoint import load_model
+    from ..engine.checkpoint import load_model, resolve_stem
     from ..explain import grad_cam, overlay_image, plot_waveform_cam
 
     cell = exp.cells[-1]
     run = run_dir(out, cell, 0)
     if not (run / DONE).exists():
         return []
-    try:
-        model, meta = load_model(run)
-    except CheckpointError:  # weights are not committed: keep the figures drawn from them
-        return sorted(folder.glob("gradcam_*.png"))
+    if not resolve_stem(run).with_suffix(".safetensors").exists():
+        return sorted(folder.glob("gradcam_*.png"))  # weights not committed: keep their figures
+    model, meta = load_model(run)
     if exp.task == "image":
         from ..data.image_transforms import AugmentedSubset
         from ..tasks.images import open_for_model, part_indices
@@ -346,8 +344,7 @@ def write_report(exp: Experiment, out: Path, results: dict) -> Path:
     env_line = (f"trained with resattn {env['resattn']}, torch {env['torch']}, Python "
                 f"{env['python']}, commit {env['git_commit']}, CPU {env['cpu_model']} "
                 f"({env['cpu_count']} cores); report written at commit "
-                f"{short_commit(here.get('git_commit'))}"
-                f" on {here.get('cpu_model')}")
+                f"{short_commit(here.get('git_commit'))} on {here.get('cpu_model')}")
     summary = (f"{results['mode']} mode, {results['seeds']} seed(s) per cell, at most "
                f"{results['epochs']} epochs; the runs' wall times sum to "
                f"{results['wall_seconds'] / 60:.1f} min on {env['cpu_model']} (timings.json). "

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..engine.checkpoint import atomic_write_json, read_json
 from ..engine.trainer import TrainConfig, preset_config
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from .config import Cell, Experiment, load_experiment
 
 DONE = "test_metrics.json"
@@ -89,17 +89,6 @@ def run_dir(out: Path, cell: Cell, seed: int) -> Path:
     return out / "runs" / cell.slug / f"seed{seed}"
 
 
-def check_init(cell: Cell) -> None:
-    """The weights a cell fine-tunes from must be of the architecture the cell names."""
-    from ..pretrained import load_any
-
-    net, _ = load_any(cell.init)
-    arch = getattr(net, "config", {}).get("model")
-    if arch != cell.model:
-        raise ConfigError(f"cell {cell.name!r}: init {cell.init} holds a {arch} model, but the "
-                          f"cell's model is {cell.model}")
-
-
 def train_cell(exp: Experiment, cell: Cell, seed: int, run: Path) -> dict:
     """Train one cell with one seed into ``run`` (resuming if it was interrupted), from
     scratch or fine-tuned from the cell's ``init`` weights."""
@@ -147,9 +136,6 @@ def run_experiment(config: str | Path | Experiment, out: str | Path | None = Non
     out = Path(out or Path("results") / (exp.name + ("-quick" if quick else "")))
     if not exp.data.exists():
         raise DataError(f"{exp.source}: data {exp.data} not found")
-    for cell in exp.cells:
-        if cell.init:
-            check_init(cell)
     out.mkdir(parents=True, exist_ok=True)
     for cell in exp.cells:
         for seed in range(exp.seeds):
