@@ -41,9 +41,9 @@ import torch
 from torch import nn
 
 from resattn import create_model
-from resattn.engine.checkpoint import atomic_write_json
 from resattn.engine.precision import autocast, calibrate_bf16, choose_precision, cpu_info
 from resattn.engine.provenance import environment
+from resattn.io import atomic_write_json
 
 MODEL = "resnetkan1d"
 BF16_CAPABLE = ("AVX512", "AMX")

@@ -18,8 +18,9 @@ import pandas as pd
 import torch
 
 from resattn.data import WaveformDataset
-from resattn.engine.checkpoint import atomic_write_text, load_model, read_json, save_model
+from resattn.engine.checkpoint import load_model, save_model
 from resattn.engine.trainer import TrainConfig
+from resattn.io import atomic_write_text, read_json
 from resattn.report import markdown_table
 from resattn.tasks.waveforms import (
     eval_windows,

@@ -15,9 +15,9 @@ import argparse
 from pathlib import Path
 
 from resattn.demo import sample_path
-from resattn.engine.checkpoint import atomic_write_json, atomic_write_text
 from resattn.engine.provenance import environment
 from resattn.engine.trainer import TrainConfig
+from resattn.io import atomic_write_json, atomic_write_text
 from resattn.optimize.benchmark import format_rows
 from resattn.optimize.compare import eval_batches, model_row, original_rows
 from resattn.optimize.distill import distill

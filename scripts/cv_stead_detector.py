@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from resattn.data import WaveformDataset, connected_groups
-from resattn.engine.checkpoint import atomic_write_json, read_json
 from resattn.engine.trainer import TrainConfig
 from resattn.eval.metrics import classification_metrics
+from resattn.io import atomic_write_json, read_json
 from resattn.tasks.waveforms import CLASS_NAMES, POSITIVE, train_waveform_classifier
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from resattn.engine.checkpoint import atomic_write_json, atomic_write_text, read_json
 from resattn.engine.provenance import environment
 from resattn.engine.trainer import preset_config
+from resattn.io import atomic_write_json, atomic_write_text, read_json
 from resattn.report.markdown import markdown_table
 from resattn.tasks.images import train_image_classifier
 

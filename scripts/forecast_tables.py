@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from resattn.engine.checkpoint import atomic_write_json, atomic_write_text, read_json
 from resattn.engine.provenance import environment
 from resattn.forecast.pipeline import ForecastConfig, train_forecaster
+from resattn.io import atomic_write_json, atomic_write_text, read_json
 from resattn.report.markdown import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from resattn.data.image_transforms import AugmentedSubset
-from resattn.engine.checkpoint import atomic_write_text, load_model, save_model
+from resattn.engine.checkpoint import load_model, save_model
+from resattn.io import atomic_write_text
 from resattn.report import markdown_table
 from resattn.tasks.images import open_for_model, part_indices, score
 

@@ -23,12 +23,12 @@ from resattn.engine import (
     predict_proba,
     save_model,
 )
-from resattn.engine.checkpoint import atomic_write_bytes, atomic_write_json
 from resattn.engine.precision import PRECISIONS, calibrate_bf16
 from resattn.engine.recipes import OPTIMIZERS, kernel_penalty
 from resattn.engine.tracking import scalar_tag, tensorboard_available
 from resattn.errors import CheckpointError, ConfigError
 from resattn.eval.metrics import classification_metrics, cohen_kappa, confusion_matrix
+from resattn.io import atomic_write_bytes, atomic_write_json
 
 # ------------------------------------------------------------------------------------ helpers
 

@@ -146,8 +146,8 @@ def train(
 ) -> None:
     """Train a classifier: waveforms (earthquake vs noise, grouped 8:1:1 split) or images
     (class folders or archive, stratified split), chosen from what --data holds."""
-    from .engine.checkpoint import read_json
     from .engine.trainer import TrainConfig, preset_config
+    from .io import read_json
     from .tasks import is_waveform_source
 
     recipe = {"epochs": epochs, "batch_size": batch_size, "lr": lr,
@@ -428,7 +428,7 @@ def _compare(model: str, data: Path, out: Path, part: str, extra: list[tuple[str
              techniques: tuple[str, ...] = ("fp32",)) -> list[dict]:
     """Rows of the original (as ``techniques``) and of each (technique, run) in ``extra``,
     printed as a table and written to ``out/compare.json``."""
-    from .engine.checkpoint import atomic_write_json
+    from .io import atomic_write_json
     from .optimize.benchmark import format_rows
     from .optimize.compare import eval_batches, model_row, original_rows
     from .pretrained import load_any

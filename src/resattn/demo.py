@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from .data import WaveformDataset, WaveformWindows
-from .engine.checkpoint import atomic_write_text
 from .engine.provenance import environment
 from .engine.tracking import read_log
 from .engine.trainer import TrainConfig
+from .io import atomic_write_text
 from .pretrained import pretrained_card
 from .report import fmt, markdown_table, new_figure, save_figure
 from .tasks.waveforms import (

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from torch import nn
 
-from .engine.checkpoint import load_model, read_json, resolve_stem
+from .engine.checkpoint import load_model, resolve_stem
 from .errors import CheckpointError
+from .io import read_json
 
 WEIGHTS = resources.files("resattn") / "weights"
 

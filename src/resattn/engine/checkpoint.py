@@ -8,11 +8,7 @@ also holds the optimizer's tensors and the trainer's state, so ``--resume`` cont
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -21,59 +17,11 @@ from safetensors.torch import save as save_tensors_bytes
 from torch import nn
 
 from ..errors import CheckpointError
+from ..io import atomic_write_bytes, atomic_write_json, jsonable, read_json
 from ..models import create_model
 
 MODEL_STEM, LAST_STEM = "model", "last"
 PRUNED = "pruned"  # model attribute and checkpoint flag: layer widths differ from the config
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results and shipped files are for reading
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "item"):
-        return obj.item()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def jsonable(obj: Any) -> Any:
-    """``obj`` as it reads back from JSON (tuples become lists), for comparisons."""
-    return json.loads(json.dumps(obj, default=_json_default))
-
-
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: file not found") from None
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable JSON file ({exc})") from None
 
 
 def _write_pair(stem: Path, tensors: dict[str, torch.Tensor], meta: dict) -> dict:

@@ -14,7 +14,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from ..errors import ConfigError
-from .checkpoint import atomic_write_text
+from ..io import atomic_write_text
 
 TENSORBOARD_MODES = ("auto", "on", "off")
 LOG_NAME = "metrics.jsonl"

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..report import new_figure, save_figure
+
 ArrayLike = np.ndarray | torch.Tensor
 
 
@@ -121,9 +123,6 @@ def reliability_diagram(probs: ArrayLike, labels: ArrayLike, path: str | Path,
                         n_bins: int = 15, title: str = "") -> Path:
     """PNG: accuracy per confidence bin against the diagonal of perfect calibration (gaps
     shaded), ECE in the title, and the number of samples per bin below."""
-    # Imported here: resattn.report imports the engine, whose trainer imports resattn.eval.
-    from ..report import new_figure, save_figure
-
     bins = calibration_bins(probs, labels, n_bins)
     ece = expected_calibration_error(probs, labels, n_bins)
     edges, count = bins["edges"], bins["count"]

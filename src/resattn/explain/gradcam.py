@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..report import new_figure, save_figure
+
 METHODS = ("gradcam", "gradcam++")
 _EPS = 1e-7
 
@@ -123,14 +125,6 @@ def _unit(a: np.ndarray) -> np.ndarray:
     return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
 
 
-def _report():
-    # Imported here: resattn.report imports the engine, whose trainer imports resattn.eval;
-    # a module-level import would close that loop when resattn.report is imported first.
-    from .. import report
-
-    return report
-
-
 def overlay_image(image: np.ndarray | torch.Tensor, cam: np.ndarray | torch.Tensor,
                   path: str | Path, alpha: float = 0.45, title: str = "") -> Path:
     """PNG of ``image`` ((C, H, W) or (H, W); gray from the first channel, RGB if C == 3)
@@ -146,7 +140,7 @@ def overlay_image(image: np.ndarray | torch.Tensor, cam: np.ndarray | torch.Tens
     h, w = img.shape[:2]
     extent = (0, w, h, 0)  # a CAM of another size is stretched over the image
 
-    fig = _report().new_figure((4.2, 4.2))
+    fig = new_figure((4.2, 4.2))
     ax = fig.add_subplot()
     ax.imshow(img, cmap=None if img.ndim == 3 else "gray", extent=extent, interpolation="nearest")
     shown = ax.imshow(heat, cmap="jet", alpha=alpha, vmin=0.0, vmax=1.0, extent=extent,
@@ -155,7 +149,7 @@ def overlay_image(image: np.ndarray | torch.Tensor, cam: np.ndarray | torch.Tens
     ax.set_axis_off()
     if title:
         ax.set_title(title)
-    return _report().save_figure(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def plot_waveform_cam(signal: np.ndarray | torch.Tensor, cam: np.ndarray | torch.Tensor,
@@ -172,7 +166,7 @@ def plot_waveform_cam(signal: np.ndarray | torch.Tensor, cam: np.ndarray | torch
     names = [channel_names[i] if i < len(channel_names) else f"ch{i}" for i in range(n_ch)]
     t = np.arange(length)
 
-    fig = _report().new_figure((9.0, 1.3 * n_ch + 1.3))
+    fig = new_figure((9.0, 1.3 * n_ch + 1.3))
     axes = fig.subplots(n_ch + 1, 1, sharex=True,
                         gridspec_kw={"height_ratios": [1.0] * n_ch + [0.7]})
     for ax, trace, name in zip(axes[:-1], sig, names, strict=True):
@@ -192,4 +186,4 @@ def plot_waveform_cam(signal: np.ndarray | torch.Tensor, cam: np.ndarray | torch
     axes[-1].set_xlim(0, length - 1)
     if title:
         axes[0].set_title(title)
-    return _report().save_figure(fig, Path(path))
+    return save_figure(fig, Path(path))

@@ -35,8 +35,8 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from ..engine.checkpoint import atomic_write_bytes
 from ..errors import ConfigError, DataError
+from ..io import atomic_write_bytes
 
 EXPORTERS = ("torchscript", "dynamo")
 INPUT_NAME, OUTPUT_NAME = "input", "logits"

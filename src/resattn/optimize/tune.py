@@ -86,12 +86,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..engine.checkpoint import read_json
 from ..engine.precision import choose_precision
 from ..engine.provenance import seed_everything
 from ..engine.tracking import read_log
 from ..engine.trainer import TrainConfig
 from ..errors import CheckpointError, ConfigError, DataError, ResattnError
+from ..io import read_json
 from ..reproduce.config import Cell, Experiment, load_experiment
 from ..reproduce.runner import recipe_config, train_cell
 

@@ -6,7 +6,7 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..engine.checkpoint import atomic_write_bytes
+from ..io import atomic_write_bytes
 
 
 def fmt(value, digits: int = 4) -> str:

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine.checkpoint import read_json
 from ..errors import CheckpointError, ConfigError
+from ..io import read_json
 
 TASKS = ("waveform", "image")
 ROOT_KEYS = {"name", "paper", "task", "data", "seeds", "epochs", "recipe", "waveform", "image",

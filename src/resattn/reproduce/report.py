@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.checkpoint import atomic_write_text, read_json
 from ..engine.provenance import environment
 from ..engine.tracking import read_log
+from ..io import atomic_write_text, read_json
 from ..report import markdown_table, new_figure, save_figure
 from .config import Experiment
 from .runner import DONE, run_dir

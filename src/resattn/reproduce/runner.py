@@ -22,9 +22,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..engine.checkpoint import atomic_write_json, read_json
 from ..engine.trainer import TrainConfig, preset_config
 from ..errors import DataError
+from ..io import atomic_write_json, read_json
 from .config import Cell, Experiment, load_experiment
 
 DONE = "test_metrics.json"

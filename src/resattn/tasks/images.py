@@ -26,7 +26,7 @@ from ..data.image_transforms import (
     RandomErasing,
     RandomHorizontalFlip,
 )
-from ..engine.checkpoint import atomic_write_json, load_model
+from ..engine.checkpoint import load_model
 from ..engine.inference import predict_proba
 from ..engine.precision import choose_precision
 from ..engine.provenance import seed_everything
@@ -34,6 +34,7 @@ from ..engine.trainer import LossFn, TrainConfig, fit
 from ..errors import ConfigError, DataError
 from ..eval.metrics import classification_metrics
 from ..eval.uncertainty import expected_calibration_error, predictive_entropy
+from ..io import atomic_write_json, atomic_write_text
 from ..models import create_model
 from ..pretrained import load_any
 
@@ -289,8 +290,6 @@ def write_predictions(path: str | Path, metrics: dict) -> None:
     """Per-image CSV: path, true class, predicted class, then one probability per class."""
     import csv
     import io
-
-    from ..engine.checkpoint import atomic_write_text
 
     names = metrics["class_names"]
     buf = io.StringIO()

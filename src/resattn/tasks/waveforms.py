@@ -17,13 +17,14 @@ import pandas as pd
 from torch import nn
 
 from ..data import WaveformDataset, WaveformWindows, check_windows, grouped_split
-from ..engine.checkpoint import atomic_write_json, load_model
+from ..engine.checkpoint import load_model
 from ..engine.inference import predict_proba
 from ..engine.precision import choose_precision
 from ..engine.provenance import seed_everything
 from ..engine.trainer import LossFn, TrainConfig, fit
 from ..errors import ConfigError
 from ..eval.metrics import classification_metrics
+from ..io import atomic_write_json, atomic_write_text
 from ..models import create_model
 from ..pretrained import load_any
 
@@ -231,8 +232,6 @@ def evaluate_waveform_classifier(
 
 def write_predictions(path: str | Path, metrics: dict) -> None:
     """Per-trace CSV: trace_name, earthquake probability, predicted class."""
-    from ..engine.checkpoint import atomic_write_text
-
     lines = ["trace_name,p_earthquake,predicted"]
     for name, p in zip(metrics["trace_names"], metrics["probabilities"], strict=True):
         lines.append(f"{name},{p:.6f},{CLASS_NAMES[int(p >= 0.5)]}")
