@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from resattn.data.archives import ancestors, is_hidden, list_images, member_path
 from resattn.data.image_transforms import (
     AugmentedSubset,
     ColorJitter,
@@ -27,7 +28,8 @@ from resattn.data.image_transforms import (
     affine,
     normalize,
 )
-from resattn.data.images import JAFFE_CLASSES, ImageDataset, stratified_split
+from resattn.data.images import JAFFE_CLASSES, ImageDataset
+from resattn.data.splits import stratified_split
 from resattn.errors import ConfigError, DataError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -123,6 +125,23 @@ def test_archives_with_class_folders_at_depth_2_match_folder(tmp_path: Path, nam
     assert torch.equal(_all(ds), _all(ref))
     clone = pickle.loads(pickle.dumps(ds))  # spawn workers get a pickled copy: no open handle
     assert torch.equal(clone[7][0], ref[7][0])
+
+
+@pytest.mark.parametrize("name", ["data.tar.gz", "data.tar", "data.zip"])
+def test_list_images_indexes_members_and_folders(tmp_path: Path, name: str) -> None:
+    files = {**_tree(n_per_class=2), "notes.txt": b"x", ".hidden/x.png": b"not decoded"}
+    store, dirs = list_images(_write_archive(tmp_path / name, files, prefix="./r//", dirs=("e",)))
+    assert [member_path(n) for n in store.names] == [f"r/{k}" for k in sorted(_tree(2))]
+    assert dirs == {"r", "r/C", "r/a", "r/b", "r/e", "r/.hidden"}
+    assert store.read_bytes(3) == _tree(2)["a/001.png"]
+    assert np.array_equal(np.asarray(store.image(3)), _pattern(1, 1))
+    folder, folder_dirs = list_images(_write_folder(tmp_path / "f", files))
+    assert folder.names == sorted(_tree(2)) and folder_dirs == {"C", "a", "b"}
+    assert list(ancestors("a/b/c.png")) == ["a/b", "a"] and member_path("\\a\\b") == "a/b"
+    assert is_hidden("a/.git/x.png") and is_hidden("__MACOSX/a.png") and not is_hidden("a/b.png")
+    (tmp_path / "x.bin").write_bytes(b"neither zip nor tar")
+    with pytest.raises(DataError, match=r"x\.bin: unsupported file type"):
+        list_images(tmp_path / "x.bin")
 
 
 def test_npz_layouts_and_class_names(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""Data: lazy seismic CSV+HDF5 reader, windows, grouped splits; image folders/archives/npz,
-torch-only image augmentations, stratified splits."""
+"""Data: lazy seismic CSV+HDF5 reader, windows; image folders/archives/npz (read in place),
+torch-only image augmentations; grouped, stratified and recorded splits."""
 
 from resattn.data.image_transforms import (
     AugmentedSubset,
@@ -10,8 +10,17 @@ from resattn.data.image_transforms import (
     RandomRotation,
     normalize,
 )
-from resattn.data.images import JAFFE_CLASSES, ImageDataset, stratified_split
-from resattn.data.splits import connected_groups, grouped_split
+from resattn.data.images import JAFFE_CLASSES, ImageDataset
+from resattn.data.splits import (
+    PARTS,
+    cap_per_class,
+    connected_groups,
+    grouped_parts,
+    grouped_split,
+    names_digest,
+    split_from_names,
+    stratified_split,
+)
 from resattn.data.transforms import (
     WaveformWindows,
     check_windows,
@@ -23,6 +32,7 @@ from resattn.data.waveforms import WaveformDataset
 
 __all__ = [
     "JAFFE_CLASSES",
+    "PARTS",
     "AugmentedSubset",
     "ColorJitter",
     "Compose",
@@ -32,11 +42,15 @@ __all__ = [
     "RandomRotation",
     "WaveformDataset",
     "WaveformWindows",
+    "cap_per_class",
     "check_windows",
     "connected_groups",
     "crop",
+    "grouped_parts",
     "grouped_split",
+    "names_digest",
     "normalize",
+    "split_from_names",
     "standardize",
     "stratified_split",
     "window_start",

@@ -1,16 +1,30 @@
-"""Group-aware train/validation/test split: related traces never straddle two parts."""
+"""Train/validation/test splits: grouped (related rows never straddle two parts), stratified by
+class, recorded by item names, capped per class. Part positions are sorted int64 arrays."""
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from resattn.errors import ConfigError
 
-__all__ = ["connected_groups", "grouped_split"]
+__all__ = [
+    "PARTS",
+    "cap_per_class",
+    "connected_groups",
+    "grouped_parts",
+    "grouped_split",
+    "names_digest",
+    "split_from_names",
+    "stratified_split",
+]
+
+PARTS = ("train", "val", "test")
 
 
 def _check_fractions(fractions: Sequence[float]) -> np.ndarray:
@@ -127,3 +141,104 @@ def grouped_split(
     part_of_row = part_of_comp[comp_of_row]
     train, val, test = (np.flatnonzero(part_of_row == k).astype(np.int64) for k in range(3))
     return train, val, test
+
+
+def grouped_parts(
+    metadata: pd.DataFrame,
+    seed: int = 0,
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    by: Sequence[str] = ("group",),
+) -> dict[str, np.ndarray]:
+    """:func:`grouped_split` as ``{part: row positions}`` over :data:`PARTS`: rows sharing any
+    ``by`` column (e.g. record, station) stay on one side."""
+    if isinstance(by, str):
+        by = (by,)
+    missing = [c for c in by if c not in metadata.columns]
+    if missing:
+        raise ConfigError(f"cannot split by {missing}: columns available are "
+                          f"{sorted(metadata.columns)}")
+    return dict(zip(PARTS, grouped_split(metadata, fractions, seed=seed, by=by), strict=True))
+
+
+def _largest_remainder(n: int, frac: np.ndarray) -> np.ndarray:
+    """Integer part sizes summing to ``n``, each within 1 of ``n * frac``."""
+    exact = n * frac
+    counts = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - counts), kind="stable")
+    counts[order[: n - counts.sum()]] += 1
+    return counts
+
+
+def stratified_split(
+    labels: Sequence[Any] | np.ndarray,
+    fractions: Sequence[float] = (0.9, 0.06, 0.04),
+    seed: int = 123,
+    groups: Sequence[Any] | np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split positions into (train, val, test) sorted int64 arrays, stratified by class.
+
+    Without ``groups``: each class is shuffled with ``seed`` and cut by largest remainder, so
+    every part holds within 1 image of ``fraction * class size`` (the MedNIST protocol is
+    90/6/4 with seed 123; for repeated runs pass ``seed=run``). With ``groups`` (e.g. JAFFE
+    subjects) the split is group-independent via :func:`grouped_split`: no group appears in two
+    parts, class balance is approximate, and a part may be empty if groups are few and large.
+    """
+    frac = _check_fractions(fractions)
+    y = np.asarray(labels)
+    if y.ndim != 1:
+        raise ConfigError(f"labels must be 1-D (one per image), got shape {y.shape}")
+    if groups is not None:
+        g = np.asarray(groups)
+        if g.shape != y.shape:
+            raise ConfigError(f"groups has shape {g.shape}; expected {y.shape}, like labels")
+        meta = pd.DataFrame({"group": g.astype(str), "label": y})
+        return grouped_split(meta, frac, seed=seed, by=("group",))
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[], [], []]
+    for cls in np.unique(y):  # sorted class order: the same seed gives the same split
+        idx = rng.permutation(np.flatnonzero(y == cls))
+        cuts = np.cumsum(_largest_remainder(len(idx), frac))[:-1]
+        for part, chunk in zip(parts, np.split(idx, cuts), strict=True):
+            part.append(chunk)
+    train, val, test = (
+        np.sort(np.concatenate(p)).astype(np.int64) if p else np.zeros(0, np.int64) for p in parts
+    )
+    return train, val, test
+
+
+def cap_per_class(parts: Mapping[str, np.ndarray], labels: np.ndarray,
+                  n: int) -> dict[str, np.ndarray]:
+    """A fixed random ``n`` positions per class of the ``train`` part and ``max(1, n // 4)`` of
+    the others (all of a class if it has fewer); an empty part stays empty. The draw is seeded
+    with ``n``, so a recorded cap reproduces its parts."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(n)
+    out = {}
+    for part, idx in parts.items():
+        keep = n if part == "train" else max(1, n // 4)
+        groups = [idx[labels[idx] == c] for c in np.unique(labels[idx])]
+        out[part] = np.sort(np.concatenate([
+            rng.choice(g, min(keep, len(g)), replace=False) for g in groups])) if groups else idx
+    return out
+
+
+def names_digest(names: Sequence[str]) -> str:
+    """sha256 of sorted item names: identifies a split part independent of item order."""
+    return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()
+
+
+def split_from_names(
+    names: Sequence[str], split: Mapping[str, Sequence[str]]
+) -> dict[str, np.ndarray]:
+    """Positions in ``names`` of the names listed per part (``split.json`` layout: ``{"train":
+    [...], "val": [...], "test": [...]}``; a part not listed is empty)."""
+    names = pd.Series(list(names), dtype=object).astype(str)
+    parts = {}
+    for part in PARTS:
+        wanted = pd.Index(split.get(part, []), dtype=str)
+        unknown = wanted.difference(names)
+        if len(unknown):
+            raise ConfigError(f"split part {part!r} names {len(unknown)} trace(s) not in the data, "
+                              f"e.g. {unknown[0]!r}")
+        parts[part] = np.flatnonzero(names.isin(wanted).to_numpy())
+    return parts
