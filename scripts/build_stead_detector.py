@@ -22,12 +22,8 @@ from resattn.engine.checkpoint import load_model, save_model
 from resattn.engine.trainer import TrainConfig
 from resattn.io import atomic_write_text, read_json
 from resattn.report import markdown_table
-from resattn.tasks.waveforms import (
-    eval_windows,
-    parse_band,
-    score,
-    train_waveform_classifier,
-)
+from resattn.tasks import WAVEFORMS, TrainSpec, WaveformOptions
+from resattn.tasks.waveforms import eval_windows, parse_band, score
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "src" / "resattn"
@@ -93,13 +89,12 @@ def main() -> None:
     args = ap.parse_args()
     split_by = ("group", "station")
     run = Path(args.run)
-    summary = train_waveform_classifier(
-        "resnetkan1d", args.data, run, epochs=args.epochs, window=args.window, seed=args.seed,
-        resume=(run / "last.json").exists(), split_by=split_by,
-        config=TrainConfig(epochs=args.epochs, seed=args.seed, precision=args.precision,
-                           lr=args.lr),
-        band=parse_band(args.bandpass), mix_noise=args.mix_noise,
-    )
+    summary = WAVEFORMS.train(TrainSpec(
+        "resnetkan1d", args.data, run,
+        TrainConfig(epochs=args.epochs, precision=args.precision, lr=args.lr),
+        WaveformOptions(window=args.window, split_by=split_by, mix_noise=args.mix_noise,
+                        bandpass=parse_band(args.bandpass)),
+        seed=args.seed, resume="auto"))
     model, meta = load_model(run)
     stem = PKG / "weights" / NAME
     card = {

@@ -20,7 +20,8 @@ from resattn.data import WaveformDataset, connected_groups
 from resattn.engine.trainer import TrainConfig
 from resattn.eval.metrics import classification_metrics
 from resattn.io import atomic_write_json, read_json
-from resattn.tasks.waveforms import CLASS_NAMES, POSITIVE, train_waveform_classifier
+from resattn.tasks import WAVEFORMS, TrainSpec, WaveformOptions
+from resattn.tasks.waveforms import CLASS_NAMES, POSITIVE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,11 +62,10 @@ def main() -> None:
                  "val": names[fold == (i + 1) % args.folds].tolist(),
                  "train": names[(fold != i) & (fold != (i + 1) % args.folds)].tolist()}
         if not (run / "test_metrics.json").exists():
-            train_waveform_classifier(
-                "resnetkan1d", args.data, run, epochs=100, window=2000, seed=args.seed,
-                resume=(run / "last.json").exists(), band=(1.0, 20.0), split=split,
-                config=TrainConfig(seed=args.seed), show_progress=False,
-            )
+            WAVEFORMS.train(TrainSpec(
+                "resnetkan1d", args.data, run, TrainConfig(epochs=100),
+                WaveformOptions(window=2000, bandpass=(1.0, 20.0), split=split),
+                seed=args.seed, resume="auto", show_progress=False))
         test = read_json(run / "test_metrics.json")["test"]
         p = np.asarray(test["probabilities"])
         probs[fold == i] = np.stack([1 - p, p], axis=1)

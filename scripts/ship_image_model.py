@@ -19,7 +19,8 @@ from resattn.data.image_transforms import AugmentedSubset
 from resattn.engine.checkpoint import load_model, save_model
 from resattn.io import atomic_write_text
 from resattn.report import markdown_table
-from resattn.tasks.images import open_for_model, part_indices, score
+from resattn.tasks import IMAGES
+from resattn.tasks.images import open_for_model, part_indices
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "src" / "resattn"
@@ -82,7 +83,7 @@ def main() -> None:
     dataset = open_for_model(args.data, meta)
     metrics = {}
     for part in ("val", "test"):
-        m = score(shipped, AugmentedSubset(dataset, part_indices(dataset, meta, part)))
+        m = IMAGES.score(shipped, AugmentedSubset(dataset, part_indices(dataset, meta, part)))
         metrics[part] = {k: v for k, v in m.items() if k not in ("probabilities", "labels")}
     card.update(test_metrics=metrics["test"], val_metrics=metrics["val"])
     save_model(stem, shipped, card, dtype=torch.float16)

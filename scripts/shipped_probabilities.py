@@ -25,17 +25,16 @@ def _digest(values) -> str:
 
 def snapshot() -> dict:
     from resattn.demo import sample_path
-    from resattn.tasks.images import evaluate_image_classifier
-    from resattn.tasks.waveforms import evaluate_waveform_classifier
+    from resattn.tasks import IMAGES, WAVEFORMS
 
     runs = {
-        "stead-detector": evaluate_waveform_classifier("stead-detector", sample_path("seismic"),
+        "stead-detector": WAVEFORMS.evaluate("stead-detector", sample_path("seismic"),
                                                        precision="fp32"),
-        "mednist-arn": evaluate_image_classifier(
+        "mednist-arn": IMAGES.evaluate(
             "mednist-arn", sample_path("mednist") / "MedNIST_sample.tar.gz", precision="fp32"),
     }
     if FER.exists():
-        runs["fer-resnet18"] = evaluate_image_classifier("fer-resnet18", FER, precision="fp32")
+        runs["fer-resnet18"] = IMAGES.evaluate("fer-resnet18", FER, precision="fp32")
     return {name: {"n": m["n"], "accuracy": m["accuracy"],
                    "sha256": _digest(m["probabilities"]),
                    "first": np.asarray(m["probabilities"]).ravel()[:8].tolist()}

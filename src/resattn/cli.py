@@ -18,7 +18,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from . import cli_train
 from .errors import ConfigError, ResattnError
+from .options import parse_key_values
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -44,153 +46,7 @@ def _print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")
 
 
-def _parse_options(items: list[str] | None) -> dict:
-    """``key=value`` strings -> dict, values parsed as JSON where they parse (numbers, lists)."""
-    options = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--option expects key=value, got {item!r}")
-        try:
-            options[key] = json.loads(value)
-        except ValueError:
-            options[key] = value
-    return options
-
-
-def _parse_fractions(text: str | None) -> tuple[float, float, float]:
-    """``"0.8,0.1,0.1"`` -> (0.8, 0.1, 0.1); None -> seed 004's 90/6/4."""
-    if text is None:
-        return (0.9, 0.06, 0.04)
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 3:
-        raise ConfigError(f"--fractions expects TRAIN,VAL,TEST (e.g. 0.8,0.1,0.1), got {text!r}")
-    return values
-
-
-@app.command()
-def train(
-    ctx: typer.Context,
-    model: Annotated[str, typer.Option(help="Registered model name (see `resattn models list`).")],
-    data: Annotated[Path, typer.Option(help="Waveforms: STEAD-layout folder (CSV + HDF5 pairs) or "
-                                             "SeisBench folder (metadata.csv + waveforms.hdf5). "
-                                             "Images: folder of class folders, .tar(.gz)/.zip "
-                                             "archive or .npz.")],
-    out: Annotated[Path, typer.Option(help="Run directory for checkpoints, logs and metrics.")],
-    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping may end sooner).")]
-    = 100,
-    window: Annotated[int | None, typer.Option(
-        help="Window in samples. Default: 5000 (50 s, the paper) if every trace holds it, else "
-             "80 % of the shortest trace.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for split, initialisation and crops.")] = 0,
-    batch_size: Annotated[int, typer.Option()] = 64,
-    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-4,
-    weight_decay: Annotated[float, typer.Option()] = 1e-3,
-    patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).")] = 10,
-    optimizer: Annotated[str, typer.Option(help="adamw (paper), adam, adamax or sgd.")]
-    = "adamw",
-    schedule: Annotated[str, typer.Option(help="Learning-rate rule: none, plateau (x0.5 after "
-                                               "a flat epoch) or cosine.")] = "none",
-    dwell: Annotated[bool, typer.Option(help="On a worse validation loss go back to the best "
-                                             "weights and halve the learning rate.")] = False,
-    l1: Annotated[float, typer.Option(help="L1 penalty on dense-layer weights.")] = 0.0,
-    l2: Annotated[float, typer.Option(help="L2 penalty on dense-layer weights.")] = 0.0,
-    preset: Annotated[str | None, typer.Option(
-        help="Named recipe (resnetkan1d, arn-mednist, fer-resnet18); options given "
-             "explicitly win.")] = None,
-    precision: Annotated[Precision, typer.Option(help="auto: bf16 only where this CPU "
-                                                      "accelerates it.")] = Precision.auto,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last "
-                                              "checkpoint.")] = False,
-    pad: Annotated[bool, typer.Option(help="Zero-pad traces shorter than the window (can leak "
-                                           "the label; off by default).")] = False,
-    split_by: Annotated[str | None, typer.Option(
-        help="Waveforms: comma-separated columns that keep rows on one side of the split "
-             "(default group; e.g. group,station). Images: class (stratified, default) or "
-             "subject (JAFFE: no subject in two parts).")] = None,
-    split_seed: Annotated[int | None, typer.Option(
-        help="Seed of the split (default: --seed); fix it to vary only initialisation.")]
-    = None,
-    fractions: Annotated[str | None, typer.Option(
-        help="Images: train,val,test fractions (default 0.9,0.06,0.04, seed 004).")] = None,
-    size: Annotated[int | None, typer.Option(
-        help="Images: resize to SIZE x SIZE (default: the model's input size, else the "
-             "images' own).")] = None,
-    channels: Annotated[int | None, typer.Option(
-        help="Images: 1 (gray) or 3 (RGB); default the images' majority mode.")] = None,
-    augment: Annotated[str | None, typer.Option(
-        help="Images: none, light or faces, optionally +erase (default: the preset's, else "
-             "none). Waveforms: comma-separated extras superpose,gain,channel_dropout.")]
-    = None,
-    mix: Annotated[str, typer.Option(help="Images: mix training batches: none, mixup or "
-                                          "cutmix.")] = "none",
-    init_from: Annotated[str | None, typer.Option(help="Start from trained weights (shipped "
-                                                       "name, run dir or checkpoint).")] = None,
-    split: Annotated[Path | None, typer.Option(
-        help="JSON with trace names per part (train/val/test), e.g. a run's split.json; "
-             "replaces the grouped split.")] = None,
-    option: Annotated[list[str] | None, typer.Option(
-        help="Model option key=value, repeatable (e.g. attn=channel, head=mlp).")] = None,
-    bandpass: Annotated[str | None, typer.Option(
-        help="Band-pass LOW,HIGH in Hz before windowing (e.g. 1,20); default none, as the "
-             "paper.")] = None,
-    mix_noise: Annotated[float, typer.Option(
-        help="Probability of adding a random noise window to a training item.")] = 0.0,
-    tensorboard: Annotated[str, typer.Option(
-        help="TensorBoard event files in OUT/tensorboard beside metrics.jsonl: auto (when the "
-             "tensorboard package is installed), on or off.")] = "auto",
-    quiet: Annotated[bool, typer.Option(help="No progress output.")] = False,
-) -> None:
-    """Train a classifier: waveforms (earthquake vs noise, grouped 8:1:1 split) or images
-    (class folders or archive, stratified split), chosen from what --data holds."""
-    from .engine.trainer import TrainConfig, preset_config
-    from .io import read_json
-    from .tasks import is_waveform_source
-
-    recipe = {"epochs": epochs, "batch_size": batch_size, "lr": lr,
-              "weight_decay": weight_decay, "patience": patience, "precision": precision.value,
-              "seed": seed, "optimizer": optimizer, "schedule": schedule, "dwell": dwell,
-              "l1": l1, "l2": l2, "mix": mix, "tensorboard": tensorboard}
-    if preset:  # the preset fills every recipe field the user did not type
-        typed = {k: v for k, v in recipe.items()  # (the enum's module differs across typer)
-                 if getattr(ctx.get_parameter_source(k), "name", "DEFAULT") != "DEFAULT"}
-        cfg = preset_config(preset, **{"epochs": epochs, "seed": seed,
-                                       "precision": precision.value, **typed})
-    else:
-        cfg = TrainConfig(**recipe)
-    if not is_waveform_source(data):
-        from .tasks.images import train_image_classifier
-
-        summary = train_image_classifier(
-            model, data, out, epochs=epochs, seed=seed, split_seed=split_seed,
-            fractions=_parse_fractions(fractions), split=split_by or "class", size=size,
-            channels=channels, augment=augment, model_options=_parse_options(option),
-            init_from=init_from, config=cfg, resume=resume, show_progress=not quiet)
-        test = summary["test"]
-        console.print(
-            f"best epoch {summary['best_epoch']} of {summary['epochs_run']}; test split "
-            f"(n={test['n']}): accuracy {test['accuracy']:.4f}, macro F1 {test['f1']:.4f}, "
-            f"kappa {test['kappa']:.4f}. Model: {out}/model.safetensors")
-        return
-    from .tasks.waveforms import parse_band, train_waveform_classifier
-
-    summary = train_waveform_classifier(
-        model, data, out, epochs=epochs, window=window, seed=seed, resume=resume, pad=pad,
-        split_by=tuple(s.strip() for s in (split_by or "group").split(",") if s.strip()),
-        model_options=_parse_options(option), init_from=init_from, config=cfg,
-        show_progress=not quiet, band=parse_band(bandpass), mix_noise=mix_noise,
-        split=read_json(split) if split else None, split_seed=split_seed,
-        policy=tuple(p.strip() for p in (augment or "").split(",") if p.strip()),
-    )
-    test = summary["test"]
-    console.print(
-        f"best epoch {summary['best_epoch']} of {summary['epochs_run']}; test split "
-        f"(n={test['n']}): accuracy {test['accuracy']:.4f}, precision {test['precision']:.4f}, "
-        f"recall {test['recall']:.4f}, F1 {test['f1']:.4f}. Model: {out}/model.safetensors"
-    )
+app.command(name="train")(cli_train.train)
 
 
 @app.command()
@@ -216,21 +72,15 @@ def evaluate(
         help="Write a reliability diagram (calibration, ECE) into this folder.")] = None,
 ) -> None:
     """Score a model on data: every trace (one deterministic window each) or every image."""
-    from .tasks import is_waveform_source
+    from .pretrained import load_card
+    from .tasks.registry import task_for
 
-    if is_waveform_source(data):
-        from .tasks.waveforms import evaluate_waveform_classifier, write_predictions
-
-        metrics = evaluate_waveform_classifier(model, data, window, precision.value,
-                                               batch_size, pad)
-        title = f"{model} on {data} (n={metrics['n']}, positive class: earthquake)"
-    else:
-        from .tasks.images import evaluate_image_classifier, write_predictions
-
-        metrics = evaluate_image_classifier(model, data, part, precision.value, batch_size)
-        title = f"{model} on {data}, part {part} (n={metrics['n']}, macro averages)"
+    task = task_for(load_card(model), data, f"--model {model}")
+    metrics = task.evaluate(model, data, window=window, precision=precision.value,
+                            batch_size=batch_size, pad=pad, part=part)
+    title = task.evaluation_title(model, data, metrics)
     if predictions:
-        write_predictions(predictions, metrics)
+        task.write_predictions(predictions, metrics)
     if plots:
         from .eval.uncertainty import reliability_diagram
 
@@ -497,7 +347,7 @@ def compress_distill(teacher: ModelOpt, student: Annotated[str, typer.Option(
     """Train a student on the teacher's task, split and preprocessing, from its soft outputs."""
     from .optimize.distill import distill
 
-    distill(teacher, student, data, out / "student", _parse_options(option), temperature,
+    distill(teacher, student, data, out / "student", parse_key_values(option), temperature,
             alpha, epochs)
     _compare(teacher, data, out, part, [(f"distilled student ({student})", out / "student")])
 
@@ -592,7 +442,7 @@ def models_show(
     from .models.summary import DEFAULT_INPUT, summarize
 
     entry = model_entry(name)
-    options = _parse_options(option)
+    options = parse_key_values(option)
     for key, value in (("dims", dims), ("in_chans", in_chans), ("num_classes", num_classes)):
         if value is not None:
             options[key] = value

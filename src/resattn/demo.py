@@ -11,18 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import WaveformDataset, WaveformWindows
+from .data import WaveformWindows
 from .engine.provenance import environment
 from .engine.tracking import read_log
 from .engine.trainer import TrainConfig
 from .io import atomic_write_text
 from .pretrained import pretrained_card
 from .report import fmt, markdown_table, new_figure, save_figure
-from .tasks.waveforms import (
-    eval_windows,
-    evaluate_waveform_classifier,
-    train_waveform_classifier,
-)
+from .tasks import WAVEFORMS, TrainSpec, WaveformOptions
 
 DETECTOR = "stead-detector"
 PAPER_TABLE2 = {"accuracy": 0.961, "precision": 0.95, "recall": 0.96, "f1": 0.955}
@@ -72,19 +68,17 @@ def run_demo(out: str | Path = "resattn-demo", epochs: int = 3, seed: int = 0) -
     out.mkdir(parents=True, exist_ok=True)
     data = sample_path()
     card = pretrained_card(DETECTOR)
-    shipped = evaluate_waveform_classifier(DETECTOR, data)
+    shipped = WAVEFORMS.evaluate(DETECTOR, data)
     window = shipped["window"]
-    windows = eval_windows(WaveformDataset.from_path(data), card)
+    windows = WAVEFORMS.eval_items(card, data)
     figure = _plot_examples(windows, shipped["probabilities"], out / "examples.png")
     cam_figure = _plot_cam(windows, out / "gradcam.png")
 
     run = out / "finetune"
-    tune = train_waveform_classifier(
-        "resnetkan1d", data, run, epochs=epochs, seed=seed, init_from=DETECTOR,
-        resume=(run / "last.json").exists(), window=window,
-        config=TrainConfig(epochs=epochs, batch_size=16, lr=1e-5, seed=seed),
-        show_progress=False,
-    )
+    tune = WAVEFORMS.train(TrainSpec(
+        "resnetkan1d", data, run, TrainConfig(epochs=epochs, batch_size=16, lr=1e-5),
+        WaveformOptions(window=window), seed=seed, init_from=DETECTOR, resume="auto",
+        show_progress=False))
     test = card.get("test_metrics", {})
     keys = ("accuracy", "precision", "recall", "f1")
     rows = [

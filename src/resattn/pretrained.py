@@ -52,3 +52,9 @@ def checkpoint_stem(source: str | Path, what: str = "--model") -> Path:
 def load_any(source: str | Path) -> tuple[nn.Module, dict]:
     """(model in eval mode, metadata) from a shipped name, run directory or checkpoint path."""
     return load_model(checkpoint_stem(source))
+
+
+def load_card(source: str | Path) -> dict:
+    """The metadata (config, contract, task) of a shipped name, run directory or checkpoint,
+    without reading its weights."""
+    return read_json(checkpoint_stem(source).with_suffix(".json"))

@@ -83,3 +83,38 @@ PRESETS: dict[str, dict] = {
     "fer-resnet18": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 32,
                      "schedule": "cosine", "patience": 10, "augment": "faces"},
 }
+
+
+# What each ``TrainConfig`` field means: the command line's help is generated from this.
+RECIPE_HELP: dict[str, str] = {
+    "epochs": "Maximum epochs (early stopping may end sooner).",
+    "batch_size": "Items per training batch.",
+    "lr": "Learning rate (AdamW 1e-4: ResNetKAN1D Table 1).",
+    "weight_decay": "Weight decay of the optimizer.",
+    "patience": "Early-stopping patience (epochs without a better monitored value).",
+    "precision": "auto: bf16 only where this CPU accelerates it; fp32; bf16.",
+    "seed": "Seed for split, initialisation, crops and augmentation.",
+    "grad_clip": "Clip the gradient norm to this value (default: no clipping).",
+    "num_workers": "DataLoader worker processes.",
+    "optimizer": "adamw (paper), adam, adamax or sgd.",
+    "schedule": "Learning-rate rule: none, plateau (x factor after flat epochs) or cosine.",
+    "plateau_factor": "Learning-rate factor of the plateau and dwell rules.",
+    "plateau_patience": "Flat epochs before the plateau rule scales the learning rate.",
+    "dwell": "On a worse validation loss go back to the best weights and scale the "
+             "learning rate (ARN-CNN).",
+    "l1": "L1 penalty on the weights of penalty_layers.",
+    "l2": "L2 penalty on the weights of penalty_layers.",
+    "penalty_layers": "Layers the L1/L2 penalty acts on: dense or all.",
+    "augment": "Image augmentation policy of the recipe (see the image task's --augment).",
+    "sampling": "instance (shuffled) or class_balanced training batches.",
+    "monitor": "Best epoch and early stopping by val_loss or val_f1 (macro F1).",
+    "mix": "Images: mix training batches: none, mixup or cutmix.",
+    "mix_alpha": "Beta(alpha, alpha) of the mixing weight.",
+    "tensorboard": "TensorBoard event files in OUT/tensorboard: auto (when installed), on, off.",
+}
+RECIPE_CHOICES: dict[str, tuple[str, ...]] = {
+    "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "penalty_layers": tuple(PENALTY_LAYERS),
+    "mix": ("none", "mixup", "cutmix"), "tensorboard": ("auto", "on", "off"),
+    "precision": ("auto", "fp32", "bf16"), "sampling": ("instance", "class_balanced"),
+    "monitor": ("val_loss", "val_f1"),
+}

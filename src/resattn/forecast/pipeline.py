@@ -223,8 +223,9 @@ def evaluate_forecaster(run: str | Path, catalogs, date_from: str, date_to: str,
     (concatenated; each week's features use every event before it)."""
     run = Path(run)
     _, meta = load_model(run)
-    if meta.get("task") != TASK:
-        raise ConfigError(f"{run}: not a weekly-forecast run (task {meta.get('task')!r})")
+    if "forecast" not in meta:
+        raise ConfigError(f"{run}: not a weekly-forecast run (its model.json has no "
+                          "'forecast' section)")
     f = meta["forecast"]
     catalog = load_catalog(catalogs, f["region"], f["min_magnitude"], on_bad)
     t0 = pd.Timestamp(date_from)

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..pretrained import load_any
+from ..tasks import task_of
 from .benchmark import OrtRunner, TorchRunner, measure, model_size_bytes
 from .export import export_onnx, verify_onnx
 from .prune import input_shape_of
@@ -23,17 +24,7 @@ def eval_batches(meta: dict, data: str | Path, part: str = "test",
                  batch_size: int = 64) -> list[tuple[np.ndarray, np.ndarray]]:
     """The evaluation items of ``data`` as the model in ``meta`` expects them: images of its
     split part ``part`` ("all" for every image) or every trace of a waveform folder."""
-    if meta.get("task") == "image-classification":
-        from ..data.image_transforms import AugmentedSubset
-        from ..tasks.images import open_for_model, part_indices
-
-        ds = open_for_model(data, meta)
-        items = AugmentedSubset(ds, part_indices(ds, meta, part))
-    else:
-        from ..data import WaveformDataset
-        from ..tasks.waveforms import eval_windows
-
-        items = eval_windows(WaveformDataset.from_path(data), meta)
+    items = task_of(meta).eval_items(meta, data, part)
     return [(x.numpy(), y.numpy()) for x, y in DataLoader(items, batch_size=batch_size)]
 
 

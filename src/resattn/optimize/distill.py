@@ -54,6 +54,6 @@ def distill(teacher: str | Path, student: str, data: str | Path, out: str | Path
     """Train ``student`` (a registered name) on the teacher's task, data split and
     preprocessing, with the distillation loss; returns the task summary (test metrics)."""
     net, meta = load_any(teacher)
-    return train_like(meta, data, out, model=student, options=student_options, epochs=epochs,
+    return train_like(meta, data, out, model=student, model_options=student_options, epochs=epochs,
                       config=config, loss_fn=DistillationLoss(net, temperature, alpha),
                       max_per_class=max_per_class)

@@ -20,6 +20,7 @@ from ..engine.trainer import TrainConfig
 from ..errors import ConfigError
 from ..models.summary import summarize
 from ..pretrained import load_any
+from ..tasks import task_of
 from .retrain import train_like
 
 
@@ -72,11 +73,8 @@ def ratio_for(model: nn.Module, shape: Sequence[int], goal_macs: float,
 
 
 def input_shape_of(meta: dict) -> tuple[int, ...]:
-    """One sample's shape from a checkpoint's preprocessing record."""
-    prep = meta.get("preprocessing") or {}
-    if meta.get("task") == "image-classification":
-        return (prep["channels"], *prep["size"])
-    return (3, int(prep.get("window_samples") or 5000))
+    """One sample's shape, as the checkpoint's task and contract say."""
+    return task_of(meta).input_shape(meta)
 
 
 def prune(source: str | Path, data: str | Path, out: str | Path, target: float = 0.5,

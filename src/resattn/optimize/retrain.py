@@ -4,16 +4,18 @@ common step of distillation (student), pruning (fine-tuning) and transfer learni
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from torch import nn
 
 from ..engine.trainer import LossFn, TrainConfig
 from ..errors import ConfigError
+from ..tasks import TrainSpec, task_of
 
 
 def train_like(meta: dict, data: str | Path, out: str | Path, *, model: str | None = None,
-               init_from: str | Path | None = None, options: dict | None = None,
+               init_from: str | Path | None = None, model_options: dict | None = None,
                epochs: int = 5, config: TrainConfig | None = None,
                loss_fn: LossFn | None = None, show_progress: bool = False,
                max_per_class: int | None = None, same_split: bool = True,
@@ -26,33 +28,11 @@ def train_like(meta: dict, data: str | Path, out: str | Path, *, model: str | No
     if (model is None) == (init_from is None):
         raise ConfigError("give exactly one of model (a registered name) or init_from")
     cfg = config or TrainConfig.from_record(meta.get("train_config"))
-    seed = cfg.seed
-    resume = (Path(out) / "last.json").exists()
-    task = meta.get("task")
-    if task == "waveform-classification":
-        from ..tasks.waveforms import band_of, train_waveform_classifier
-
-        prep, d = meta.get("preprocessing") or {}, meta.get("data") or {}
-        return train_waveform_classifier(
-            model or "resnetkan1d", data, out, epochs=epochs, window=prep.get("window_samples"),
-            seed=seed, resume=resume, split_by=tuple(d.get("split_by") or ("group",)),
-            model_options=options, init_from=str(init_from) if init_from else None,
-            config=cfg, show_progress=show_progress, band=band_of(prep), loss_fn=loss_fn,
-            prepare=prepare)
-    if task == "image-classification":
-        from ..tasks.images import train_image_classifier
-
-        prep, split = meta.get("preprocessing") or {}, (meta.get("data") or {}).get("split", {})
-        if not same_split:
-            split = {"seed": seed, "fractions": (0.8, 0.1, 0.1), "by": "class"}
-        return train_image_classifier(
-            model or "arn_cnn", data, out, epochs=epochs, seed=seed,
-            split_seed=split.get("seed"), fractions=tuple(split.get("fractions",
-                                                                    (0.9, 0.06, 0.04))),
-            split=split.get("by", "class"), size=(prep.get("size") or [None])[0],
-            channels=prep.get("channels"), model_options=options,
-            init_from=str(init_from) if init_from else None, config=cfg, resume=resume,
-            show_progress=show_progress, loss_fn=loss_fn,
-            max_per_class=max_per_class or split.get("max_per_class"), prepare=prepare)
-    raise ConfigError(f"cannot retrain a model of task {task!r}; supported: "
-                      "waveform-classification, image-classification")
+    task = task_of(meta, "the reference model")
+    options = task.options_like(meta, same_split,
+                                **({"max_per_class": max_per_class} if max_per_class else {}))
+    return task.train(TrainSpec(
+        model=model or task.default_model(), data=data, out=Path(out),
+        recipe=replace(cfg, epochs=epochs), options=options, seed=cfg.seed,
+        model_options=dict(model_options or {}), init_from=str(init_from) if init_from else None,
+        resume="auto", show_progress=show_progress, loss_fn=loss_fn, prepare=prepare))

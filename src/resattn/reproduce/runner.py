@@ -19,12 +19,15 @@ import json
 import os
 import socket
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..engine.trainer import TrainConfig, preset_config
 from ..errors import DataError
 from ..io import atomic_write_json, read_json
+from ..options import from_mapping
+from ..tasks import TrainSpec, get_task
 from .config import Cell, Experiment, load_experiment
 
 DONE = "test_metrics.json"
@@ -89,32 +92,18 @@ def run_dir(out: Path, cell: Cell, seed: int) -> Path:
     return out / "runs" / cell.slug / f"seed{seed}"
 
 
-def train_cell(exp: Experiment, cell: Cell, seed: int, run: Path) -> dict:
+def train_cell(exp: Experiment, cell: Cell, seed: int, run: Path,
+               callbacks: Sequence = ()) -> dict:
     """Train one cell with one seed into ``run`` (resuming if it was interrupted), from
     scratch or fine-tuned from the cell's ``init`` weights."""
-    cfg = recipe_config(exp, seed)
-    resume = (run / "last.json").exists()
-    if exp.task == "waveform":
-        from ..tasks.waveforms import train_waveform_classifier
-
-        w = exp.waveform
-        band = tuple(w["bandpass"]) if w.get("bandpass") else None
-        return train_waveform_classifier(
-            cell.model, exp.data, run, epochs=exp.epochs, window=w.get("window"), seed=seed,
-            resume=resume, split_by=tuple(w.get("split_by", ("group",))),
-            model_options=cell.options, config=cfg, show_progress=False, band=band,
-            split_seed=w.get("split_seed"), init_from=cell.init)
-    from ..tasks.images import train_image_classifier
-
-    im = exp.image
-    split_seed = im.get("split_seed")
-    return train_image_classifier(
-        cell.model, exp.data, run, epochs=exp.epochs, seed=seed,
-        split_seed=seed if split_seed in (None, "per_seed") else int(split_seed),
-        fractions=tuple(im.get("fractions", (0.9, 0.06, 0.04))), split=im.get("split", "class"),
-        size=im.get("size"), channels=im.get("channels"), model_options=cell.options,
-        config=cfg, resume=resume, show_progress=False, max_per_class=im.get("max_per_class"),
-        init_from=cell.init)
+    task = get_task(exp.task, f"{exp.source}: task")
+    options = from_mapping(task.options_type, getattr(exp, task.section, {}),
+                           f"{exp.source}: {task.section}")
+    spec = TrainSpec(model=cell.model, data=exp.data, out=run,
+                     recipe=recipe_config(exp, seed), options=options,
+                     seed=seed, model_options=cell.options, init_from=cell.init,
+                     resume="auto", show_progress=False, callbacks=callbacks)
+    return task.train(spec)
 
 
 def _record_timing(out: Path, key: str, seconds: float) -> None:

@@ -1,20 +1,23 @@
 """Image classification (ARN-CNN on MedNIST, seed 004; ResNet-18 facial expressions, seed 002).
 
-``train_image_classifier`` trains on a folder of class folders, a tar/zip archive or an ``.npz``
-with a stratified split (or a subject-independent one for JAFFE) and scores the best weights on
-the held-out test part. ``evaluate_image_classifier`` scores any model on a data source, the
-whole of it or one part of the split the model was trained with (recomputed, then checked).
+Training reads a folder of class folders, a tar/zip archive or an ``.npz`` with a stratified
+split (or a subject-independent one for JAFFE) and scores the best weights on the held-out test
+part; evaluation scores any model on a data source, the whole of it or one part of the split
+the model was trained with (recomputed, then checked).
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import math
-from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
+import torch
 from torch import nn
 
 from ..data import ImageDataset, stratified_split
@@ -26,22 +29,47 @@ from ..data.image_transforms import (
     RandomErasing,
     RandomHorizontalFlip,
 )
-from ..engine.checkpoint import load_model
-from ..engine.inference import predict_proba
 from ..engine.precision import choose_precision
-from ..engine.provenance import seed_everything
-from ..engine.trainer import LossFn, TrainConfig, fit
+from ..engine.trainer import TrainConfig
 from ..errors import ConfigError, DataError
 from ..eval.metrics import classification_metrics
 from ..eval.uncertainty import expected_calibration_error, predictive_entropy
-from ..io import atomic_write_json, atomic_write_text
-from ..models import create_model
+from ..explain.gradcam import overlay_image
+from ..io import atomic_write_text
+from ..models.registry import model_entry
+from ..options import option
 from ..pretrained import load_any
+from .classification import PARTS, ClassificationTask
+from .waveforms import WAVEFORMS as WAVEFORM_TASK
 
-TASK = "image-classification"
-PARTS = ("train", "val", "test")
 AUGMENTATIONS = ("none", "light", "faces")
 SPLITS = ("class", "subject")  # stratified by class; no subject in two parts
+
+
+@dataclass
+class ImageOptions:
+    """Settings of the image task (an ``image:`` config section, ``train`` options)."""
+
+    fractions: tuple[float, float, float] = option((0.9, 0.06, 0.04), "Train,val,test "
+                                                   "fractions (default 0.9,0.06,0.04, seed 004).")
+    split: str = option("class", "class (stratified, default) or subject (JAFFE: no subject "
+                                 "in two parts).", flag="split-by")
+    size: int | None = option(None, "Resize to SIZE x SIZE (default: the model's input size, "
+                                    "else the images' own).")
+    channels: int | None = option(None, "1 (gray) or 3 (RGB); default the images' majority "
+                                        "mode.")
+    augment: str | None = option(None, "none, light or faces, optionally +erase (default: the "
+                                       "recipe's, else none).")
+    max_per_class: int | None = option(None, "Cap the training part at N images per class and "
+                                             "validation/test at a quarter of it.")
+    split_seed: int | Literal["per_seed"] | None = option(
+        None, "Seed of the split (default: the run's seed); fix it to vary only "
+              "initialisation.")
+
+    def __post_init__(self) -> None:
+        self.fractions = tuple(self.fractions)
+        if self.split not in SPLITS:
+            raise ConfigError(f"split must be one of {list(SPLITS)}, got {self.split!r}")
 
 
 def augmentation(name: str):
@@ -67,7 +95,7 @@ def augmentation(name: str):
 
 
 def preprocessing(size: tuple[int, int], channels: int, class_names: list[str]) -> dict:
-    """What a user must do to feed this model: recorded in every checkpoint's JSON."""
+    """What a user must do to feed this model, in words: recorded in every checkpoint's JSON."""
     return {
         "input": "image",
         "size": list(size),
@@ -77,13 +105,6 @@ def preprocessing(size: tuple[int, int], channels: int, class_names: list[str]) 
         "normalisation": "pixel / 255 (values in [0, 1])",
         "class_names": class_names,
     }
-
-
-def _model_size(name: str, options: dict) -> int | None:
-    """Input side a model is built for (ARN-CNN's flatten layer), if it has one."""
-    from ..models.registry import model_entry
-
-    return options.get("input_size", model_entry(name).defaults.get("input_size"))
 
 
 def split_parts(dataset: ImageDataset, seed: int, fractions=(0.9, 0.06, 0.04),
@@ -128,119 +149,10 @@ def names_digest(names: list[str]) -> str:
     return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()
 
 
-def train_image_classifier(
-    model: str,
-    data: str | Path,
-    out: str | Path,
-    epochs: int = 30,
-    seed: int = 0,
-    split_seed: int | None = None,
-    fractions: tuple[float, float, float] = (0.9, 0.06, 0.04),
-    split: str = "class",
-    size: int | None = None,
-    channels: int | None = None,
-    augment: str | None = None,
-    model_options: dict | None = None,
-    init_from: str | None = None,
-    config: TrainConfig | None = None,
-    resume: bool = False,
-    show_progress: bool = True,
-    max_per_class: int | None = None,
-    loss_fn: LossFn | None = None,
-    prepare: Callable[[nn.Module], object] | None = None,
-) -> dict:
-    """Train ``model`` (a registered name) on an image source; returns a summary with the
-    test-part metrics of the best epoch. ``split_seed`` (default ``seed``) fixes the split while
-    ``seed`` varies initialisation and augmentation (repeated runs). ``size`` defaults to the
-    model's input size (ARN-CNN: 64) or the images' own; ``channels`` to the images' majority
-    mode. ``augment`` defaults to the recipe's (``config.augment``). ``init_from`` starts from
-    trained weights; a different class count gets a new head. ``max_per_class`` caps the
-    training part at that many images per class and validation/test at a quarter of it (quick
-    runs, subsets that fit a CPU)."""
-    out = Path(out)
-    cfg = replace(config or TrainConfig(), epochs=epochs, seed=seed)  # caller's left as is
-    cfg.augment = augment or cfg.augment
-    transform = augmentation(cfg.augment)
-    cfg.validate()
-    options = dict(model_options or {})
-    if init_from:
-        net, init_meta = load_any(init_from)
-        prep = init_meta.get("preprocessing") or {}
-        size = size or (prep.get("size") or [None])[0]
-        channels = channels or prep.get("channels")
-    else:
-        size = size or _model_size(model, options)
-    dataset = ImageDataset.from_path(data, size=size, channels=channels)
-    hw = dataset.size or tuple(dataset.read(0).shape[:2])
-    k = len(dataset.class_names)
-    if init_from:
-        if getattr(net, "num_classes", k) != k and hasattr(net, "reset_classifier"):
-            net.reset_classifier(k)
-        net.train()
-    else:
-        seed_everything(seed)  # the initial weights follow the seed
-        net = create_model(model, **{"in_chans": dataset.channels, "num_classes": k, **options})
-    check_channels(net, dataset.channels, data)
-    if prepare is not None:  # e.g. freezing stages for transfer learning
-        prepare(net)
-    split_seed = seed if split_seed is None else split_seed
-    parts = split_parts(dataset, split_seed, fractions, split)
-    if max_per_class:
-        parts = cap_per_class(parts, dataset.labels, max_per_class)
-    if min(len(v) for v in parts.values()) == 0:
-        raise ConfigError(f"{data}: {len(dataset)} images are too few to make non-empty "
-                          f"train/validation/test parts with fractions {fractions}")
-    out.mkdir(parents=True, exist_ok=True)
-    names = {p: [dataset.paths[i] for i in idx] for p, idx in parts.items()}
-    atomic_write_json(out / "split.json", {"seed": split_seed, "by": split,
-                                           "fractions": list(fractions), **names})
-    meta = {
-        "task": TASK,
-        "preprocessing": {**preprocessing(hw, dataset.channels, dataset.class_names),
-                          "augment": cfg.augment},
-        "data": {"path": str(Path(data).resolve()), "n_images": len(dataset),
-                 "class_counts": dataset.class_counts.tolist(),
-                 "split": {"seed": split_seed, "by": split, "fractions": list(fractions),
-                           "max_per_class": max_per_class,
-                           "sizes": {p: len(v) for p, v in parts.items()},
-                           "digests": {p: names_digest(v) for p, v in names.items()}}},
-    }
-    train_set = AugmentedSubset(dataset, parts["train"], transform, seed=seed)
-    val_set = AugmentedSubset(dataset, parts["val"])
-    result = fit(net, train_set, val_set, out, cfg, resume=resume, meta=meta,
-                 class_names=dataset.class_names, show_progress=show_progress, loss_fn=loss_fn)
-    best, _ = load_model(out)
-    test = score(best, AugmentedSubset(dataset, parts["test"]), result.precision,
-                 cfg.batch_size)
-    summary = {"model": net.config, "size": list(hw), "best_epoch": result.best_epoch,
-               "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
-               "best_val_loss": result.best_val_loss, "precision": result.precision,
-               "split": split, "split_seed": split_seed, "seed": seed, "test": test}
-    atomic_write_json(out / "test_metrics.json", summary)
-    return summary
-
-
-def score(model: nn.Module, data, precision: str = "fp32", batch_size: int = 64) -> dict:
-    """Macro metrics, per-class scores, confusion, ECE and mean predictive entropy."""
-    probs, labels, _ = predict_proba(model, data, precision, batch_size)
-    names = getattr(getattr(data, "dataset", data), "class_names", None)
-    metrics = classification_metrics(labels, probs, names)
-    metrics["ece"] = expected_calibration_error(probs, labels)
-    metrics["mean_entropy"] = float(predictive_entropy(probs).mean()) if len(probs) else 0.0
-    if not math.isfinite(metrics["log_loss"]):
-        metrics["log_loss"] = None
-    metrics["probabilities"] = probs.round(6).tolist()
-    metrics["labels"] = labels.tolist()
-    return metrics
-
-
 def open_for_model(data: str | Path, meta: dict) -> ImageDataset:
     """``data`` read as the model in ``meta`` expects (size, channels), with its class names
     checked against the model's."""
     prep = meta.get("preprocessing") or {}
-    if meta.get("task") != TASK:
-        raise ConfigError(f"the model was trained for {meta.get('task')!r}, not image "
-                          "classification; evaluate it on waveform data")
     dataset = ImageDataset.from_path(data, size=tuple(prep["size"]), channels=prep["channels"])
     expected = list(meta.get("class_names") or prep.get("class_names") or [])
     unknown = sorted(set(dataset.class_names) - set(expected))
@@ -274,29 +186,163 @@ def part_indices(dataset: ImageDataset, meta: dict, part: str) -> np.ndarray:
     return idx
 
 
-def evaluate_image_classifier(model: str | Path, data: str | Path, part: str = "all",
-                              precision: str = "auto", batch_size: int = 64) -> dict:
-    """Score a shipped model, run directory or checkpoint on an image source."""
-    net, meta = load_any(model)
-    dataset = open_for_model(data, meta)
-    idx = part_indices(dataset, meta, part)
-    metrics = score(net, AugmentedSubset(dataset, idx), choose_precision(precision), batch_size)
-    metrics["paths"] = [dataset.paths[i] for i in idx]
-    metrics.update(model=str(model), data=str(data), part=part)
-    return metrics
+def _model_size(name: str, options: dict) -> int | None:
+    """Input side a model is built for (ARN-CNN's flatten layer), if it has one."""
+    return options.get("input_size", model_entry(name).defaults.get("input_size"))
 
 
-def write_predictions(path: str | Path, metrics: dict) -> None:
-    """Per-image CSV: path, true class, predicted class, then one probability per class."""
-    import csv
-    import io
+class ImageClassification(ClassificationTask):
+    """Image classes from class folders, archives, ``.npz`` or JAFFE file names."""
 
-    names = metrics["class_names"]
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["path", "true", "predicted", *(f"p_{n}" for n in names)])
-    for p, y, probs in zip(metrics["paths"], metrics["labels"], metrics["probabilities"],
-                           strict=True):
-        writer.writerow([p, names[y], names[int(np.argmax(probs))],
-                         *(f"{v:.6f}" for v in probs)])
-    atomic_write_text(Path(path), buf.getvalue())
+    name = "image-classification"
+    aliases = ("image",)
+    section = "image"
+    description = "image classification: MedNIST (seed 004), facial expressions (seed 002)"
+    options_type = ImageOptions
+
+    def accepts(self, data: Path) -> bool:
+        return Path(data).exists() and not WAVEFORM_TASK.accepts(data)
+
+    def default_model(self) -> str:
+        return "arn_cnn"
+
+    def evaluation_title(self, model, data, metrics):
+        return f"{model} on {data}, part {metrics['part']} (n={metrics['n']}, macro averages)"
+
+    def headline(self, test: dict) -> str:
+        return (f"test split (n={test['n']}): accuracy {test['accuracy']:.4f}, macro F1 "
+                f"{test['f1']:.4f}, kappa {test['kappa']:.4f}")
+
+    def recipe(self, spec):
+        opts = spec.options or ImageOptions()
+        cfg = replace(spec.recipe or TrainConfig(), seed=spec.seed)
+        cfg.augment = opts.augment or cfg.augment
+        augmentation(cfg.augment)  # a bad policy fails before anything is read
+        return cfg.validate()
+
+    def resolve(self, spec, init_meta):
+        opts = spec.options or ImageOptions()
+        if init_meta is not None:
+            prep = init_meta.get("preprocessing") or {}
+            return replace(opts, size=opts.size or (prep.get("size") or [None])[0],
+                           channels=opts.channels or prep.get("channels"))
+        return replace(opts, size=opts.size or _model_size(spec.model, spec.model_options or {}))
+
+    def options_like(self, meta: dict, same_split: bool = True, **overrides) -> ImageOptions:
+        prep, split = meta.get("preprocessing") or {}, (meta.get("data") or {}).get("split", {})
+        if not same_split:  # new data: a fresh stratified 80/10/10 split
+            split = {"fractions": (0.8, 0.1, 0.1), "by": "class"}
+        return ImageOptions(**{
+            "split_seed": split.get("seed"),
+            "fractions": tuple(split.get("fractions", (0.9, 0.06, 0.04))),
+            "split": split.get("by", "class"), "size": (prep.get("size") or [None])[0],
+            "channels": prep.get("channels"), "max_per_class": split.get("max_per_class"),
+            **overrides})
+
+    def open(self, data, options):
+        return ImageDataset.from_path(data, size=options.size, channels=options.channels)
+
+    def model_inputs(self, dataset):
+        return {"in_chans": dataset.channels, "num_classes": len(dataset.class_names)}
+
+    def check_model(self, net, dataset, where):
+        check_channels(net, dataset.channels, where)
+
+    def split(self, dataset, options, seed):
+        parts = split_parts(dataset, seed, options.fractions, options.split)
+        if options.max_per_class:
+            parts = cap_per_class(parts, dataset.labels, options.max_per_class)
+        return parts
+
+    def too_few(self, data, dataset, options):
+        return (f"{data}: {len(dataset)} images are too few to make non-empty "
+                f"train/validation/test parts with fractions {options.fractions}")
+
+    def split_record(self, dataset, parts, options, seed):
+        return {"seed": seed, "by": options.split, "fractions": list(options.fractions),
+                **self._names(dataset, parts)}
+
+    @staticmethod
+    def _names(dataset, parts):
+        return {p: [dataset.paths[i] for i in idx] for p, idx in parts.items()}
+
+    def meta(self, dataset, parts, options, seed, cfg, data):
+        hw = dataset.size or tuple(dataset.read(0).shape[:2])
+        names = self._names(dataset, parts)
+        return {
+            "task": self.name,
+            "preprocessing": {**preprocessing(hw, dataset.channels, dataset.class_names),
+                              "augment": cfg.augment},
+            "data": {"path": str(Path(data).resolve()), "n_images": len(dataset),
+                     "class_counts": dataset.class_counts.tolist(),
+                     "split": {"seed": seed, "by": options.split,
+                               "fractions": list(options.fractions),
+                               "max_per_class": options.max_per_class,
+                               "sizes": {p: len(v) for p, v in parts.items()},
+                               "digests": {p: names_digest(v) for p, v in names.items()}}},
+        }
+
+    def datasets(self, dataset, parts, options, seed, cfg):
+        self._hw = dataset.size or tuple(dataset.read(0).shape[:2])
+        return (AugmentedSubset(dataset, parts["train"], augmentation(cfg.augment), seed=seed),
+                AugmentedSubset(dataset, parts["val"]), AugmentedSubset(dataset, parts["test"]))
+
+    def summary(self, options, seed, split_seed):
+        return {"size": list(self._hw)}
+
+    def summary_tail(self, options, seed, split_seed):
+        return {"split": options.split, "split_seed": split_seed, "seed": seed}
+
+    def score(self, model, data, precision="fp32", batch_size=64):
+        """Macro metrics, per-class scores, confusion, ECE and mean predictive entropy."""
+        probs, labels = self.predictions(model, data, precision, batch_size)
+        names = getattr(getattr(data, "dataset", data), "class_names", None)
+        metrics = classification_metrics(labels, probs, names)
+        metrics["ece"] = expected_calibration_error(probs, labels)
+        metrics["mean_entropy"] = float(predictive_entropy(probs).mean()) if len(probs) else 0.0
+        if not math.isfinite(metrics["log_loss"]):
+            metrics["log_loss"] = None
+        metrics["probabilities"] = probs.round(6).tolist()
+        metrics["labels"] = labels.tolist()
+        return metrics
+
+    def eval_items(self, meta, data, part="all"):
+        dataset = open_for_model(data, meta)
+        return AugmentedSubset(dataset, part_indices(dataset, meta, part))
+
+    def input_shape(self, meta):
+        prep = meta.get("preprocessing") or {}
+        return (prep["channels"], *prep["size"])
+
+    def evaluate(self, model, data, part: str = "all", precision: str = "auto",
+                 batch_size: int = 64, **_: Any) -> dict:
+        """Score a shipped model, run directory or checkpoint on an image source."""
+        net, meta = load_any(model)
+        items = self.eval_items(meta, data, part)
+        metrics = self.score(net, items, choose_precision(precision), batch_size)
+        metrics["paths"] = [items.dataset.paths[i] for i in items.indices]
+        metrics.update(model=str(model), data=str(data), part=part)
+        return metrics
+
+    def model_inputs_of_files(self, net, meta, files):
+        prep = meta["preprocessing"]
+        images = ImageDataset.from_files(files, tuple(prep["size"]), prep["channels"])
+        return torch.stack([images[i][0] for i in range(len(images))]), [None] * len(files)
+
+    def plot_cam(self, x, cam, out, title):
+        overlay_image(x, cam, out, title=title)
+
+    def write_predictions(self, path, metrics):
+        """Per-image CSV: path, true class, predicted class, then one probability per class."""
+        names = metrics["class_names"]
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["path", "true", "predicted", *(f"p_{n}" for n in names)])
+        for p, y, probs in zip(metrics["paths"], metrics["labels"], metrics["probabilities"],
+                               strict=True):
+            writer.writerow([p, names[y], names[int(np.argmax(probs))],
+                             *(f"{v:.6f}" for v in probs)])
+        atomic_write_text(Path(path), buf.getvalue())
+
+
+IMAGES = ImageClassification()

@@ -1,37 +1,71 @@
 """Earthquake-vs-noise classification of 3-component waveforms (ResNetKAN1D, seed 000).
 
-``train_waveform_classifier`` trains on a STEAD-layout folder with a grouped 8:1:1 split and
-scores the best weights on the held-out test part; ``evaluate_waveform_classifier`` scores any
-model (shipped, run directory, checkpoint) on a folder, one deterministic window per trace.
+Training reads a STEAD- or SeisBench-layout folder with a grouped 8:1:1 split (rows sharing a
+record or station never straddle two parts) and scores the best weights on the held-out test
+part; evaluation scores any model on a folder, one deterministic window per trace.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
+import torch
 from torch import nn
 
 from ..data import WaveformDataset, WaveformWindows, check_windows, grouped_split
-from ..engine.checkpoint import load_model
-from ..engine.inference import predict_proba
+from ..data.records import read_record
+from ..data.transforms import WAVEFORM_POLICIES, bandpass, crop, standardize
 from ..engine.precision import choose_precision
-from ..engine.provenance import seed_everything
-from ..engine.trainer import LossFn, TrainConfig, fit
-from ..errors import ConfigError
+from ..engine.trainer import TrainConfig
+from ..errors import ConfigError, DataError
 from ..eval.metrics import classification_metrics
-from ..io import atomic_write_json, atomic_write_text
-from ..models import create_model
+from ..explain.gradcam import plot_waveform_cam
+from ..io import atomic_write_text, read_json
+from ..options import option
 from ..pretrained import load_any
+from .classification import PARTS, ClassificationTask
 
 CLASS_NAMES = ["noise", "earthquake"]
 POSITIVE = 1  # metrics report the earthquake class, as in the paper
 PAPER_WINDOW = 5000  # 50 s at 100 Hz (ResNetKAN1D Sec. 4.1)
 P_OFFSET = 0.25  # deterministic windows put P a quarter into the window
+WAVEFORM_SUFFIXES = (".hdf5", ".h5", ".csv")
+
+
+@dataclass
+class WaveformOptions:
+    """Settings of the waveform task (a ``waveform:`` config section, ``train`` options)."""
+
+    window: int | None = option(None, "Window in samples. Default: 5000 (50 s, the paper) if "
+                                      "every trace holds it, else 80 % of the shortest trace.")
+    pad: bool = option(False, "Zero-pad traces shorter than the window (can leak the label; "
+                              "off by default).")
+    split_by: tuple[str, ...] = option(("group",), "Columns that keep rows on one side of the "
+                                                   "split (default group; e.g. group,station).")
+    bandpass: tuple[float, float] | None = option(None, "Band-pass LOW,HIGH in Hz before "
+                                                        "windowing (e.g. 1,20); default none.")
+    mix_noise: float = option(0.0, "Probability of adding a random noise window to a training "
+                                   "item.")
+    augment: tuple[str, ...] = option((), "Extra training augmentations: "
+                                          + ",".join(WAVEFORM_POLICIES) + ".")
+    split: dict | None = option(None, "Trace names per part (train/val/test), e.g. a run's "
+                                      "split.json; replaces the grouped split.")
+    split_seed: int | Literal["per_seed"] | None = option(
+        None, "Seed of the split (default: the run's seed); fix it to vary only "
+              "initialisation.")
+
+    def __post_init__(self) -> None:
+        self.split_by = tuple(self.split_by)
+        self.augment = tuple(a for a in self.augment if a != "none")
+        self.bandpass = tuple(self.bandpass) if self.bandpass else None
+        unknown = set(self.augment) - set(WAVEFORM_POLICIES)
+        if unknown:
+            raise ConfigError(f"unknown waveform augmentation(s) {sorted(unknown)}; expected "
+                              f"{list(WAVEFORM_POLICIES)}")
 
 
 def auto_window(lengths: np.ndarray, preferred: int = PAPER_WINDOW) -> int:
@@ -45,7 +79,7 @@ def auto_window(lengths: np.ndarray, preferred: int = PAPER_WINDOW) -> int:
 
 def preprocessing(window: int, band: tuple[float, float] | None = None,
                   mix_noise: float = 0.0, sampling_rate: float = 100.0) -> dict:
-    """What a user must do to feed this model: recorded in every checkpoint's JSON."""
+    """What a user must do to feed this model, in words: recorded in every checkpoint's JSON."""
     return {
         "bandpass_hz": list(band) if band else None,
         "mix_noise": mix_noise,
@@ -72,6 +106,11 @@ def parse_band(text: str | None) -> tuple[float, float] | None:
     return low, high
 
 
+def band_of(prep: dict) -> tuple[float, float] | None:
+    """The band-pass recorded in a checkpoint's ``preprocessing``, if any."""
+    return tuple(prep["bandpass_hz"]) if prep.get("bandpass_hz") else None
+
+
 def split_indices(dataset: WaveformDataset, seed: int = 0,
                   fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
                   by: tuple[str, ...] = ("group",)) -> dict[str, np.ndarray]:
@@ -80,15 +119,17 @@ def split_indices(dataset: WaveformDataset, seed: int = 0,
     if missing:
         raise ConfigError(f"cannot split by {missing}: columns available are "
                           f"{sorted(dataset.metadata.columns)}")
-    train, val, test = grouped_split(dataset.metadata, fractions, seed=seed, by=by)
-    return {"train": train, "val": val, "test": test}
+    return dict(zip(PARTS, grouped_split(dataset.metadata, fractions, seed=seed, by=by),
+                    strict=True))
 
 
 def split_from_names(dataset: WaveformDataset, split: dict) -> dict[str, np.ndarray]:
     """Row positions of the trace names listed per part (``split.json`` layout)."""
+    import pandas as pd
+
     names = dataset.metadata["trace_name"].astype(str)
     parts = {}
-    for part in ("train", "val", "test"):
+    for part in PARTS:
         wanted = pd.Index(split.get(part, []), dtype=str)
         unknown = wanted.difference(names)
         if len(unknown):
@@ -100,94 +141,6 @@ def split_from_names(dataset: WaveformDataset, split: dict) -> dict[str, np.ndar
 
 def _names(dataset: WaveformDataset, idx: np.ndarray) -> list[str]:
     return dataset.metadata["trace_name"].iloc[idx].astype(str).tolist()
-
-
-def train_waveform_classifier(
-    model: str,
-    data: str | Path,
-    out: str | Path,
-    epochs: int = 100,
-    window: int | None = None,
-    seed: int = 0,
-    resume: bool = False,
-    pad: bool = False,
-    split_by: tuple[str, ...] = ("group",),
-    model_options: dict | None = None,
-    init_from: str | None = None,
-    config: TrainConfig | None = None,
-    show_progress: bool = True,
-    band: tuple[float, float] | None = None,
-    mix_noise: float = 0.0,
-    split_seed: int | None = None,
-    split: dict | None = None,
-    loss_fn: LossFn | None = None,
-    prepare: Callable[[nn.Module], object] | None = None,
-    policy: tuple[str, ...] = (),
-) -> dict:
-    """Train ``model`` (a registered name) on a STEAD-layout folder; returns a summary dict
-    with the test-split metrics of the best epoch. ``init_from`` (shipped name, run dir or
-    checkpoint) starts from trained weights (fine-tuning) instead of a random initialisation,
-    with their window and band-pass unless given. ``band`` = (low, high) Hz band-pass;
-    ``mix_noise`` = probability of the noise-mixing augmentation (see ``WaveformWindows``).
-    ``split_seed`` (default: ``seed``) fixes the split while ``seed`` varies initialisation.
-    ``split`` = trace names per part (``{"train": [...], "val": [...], "test": [...]}``, the
-    layout of ``split.json``) replaces the grouped split. ``policy``: extra training
-    augmentations (``superpose``, ``gain``, ``channel_dropout``; see ``WaveformWindows``)."""
-    out = Path(out)
-    if config is not None:
-        config.validate()  # a bad option fails before anything is read or written
-    dataset = WaveformDataset.from_path(data)
-    if init_from:  # fine-tuning keeps the preprocessing the weights were trained with
-        net, init_meta = load_any(init_from)
-        net.train()
-        prep = init_meta.get("preprocessing") or {}
-        window = window or prep.get("window_samples")
-        band = band or band_of(prep)
-    else:
-        seed_everything(seed)  # the initial weights follow the seed
-        net = create_model(model, **{"in_chans": 3, "num_classes": 2, **(model_options or {})})
-    if prepare is not None:  # e.g. freezing stages for transfer learning
-        prepare(net)
-    window = window or auto_window(dataset.lengths())
-    check_windows(dataset, window, pad)
-    split_seed = seed if split_seed is None else split_seed
-    parts = (split_from_names(dataset, split) if split is not None
-             else split_indices(dataset, split_seed, by=split_by))
-    if min(len(v) for v in parts.values()) == 0:
-        raise ConfigError(f"{data}: too few record groups ({len(dataset)} traces) to make "
-                          "non-empty train/validation/test parts")
-    cfg = replace(config or TrainConfig(), epochs=epochs, seed=seed)  # caller's left as is
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "split.json", {
-        "seed": split_seed, "by": list(split_by),
-        **{k: _names(dataset, v) for k, v in parts.items()},
-    })
-    meta = {
-        "task": "waveform-classification",
-        "preprocessing": {**preprocessing(window, band, mix_noise), "policy": list(policy)},
-        "data": {"path": str(Path(data).resolve()), "n_traces": len(dataset),
-                 "split_sizes": {k: len(v) for k, v in parts.items()}, "split_by": split_by},
-    }
-    train_set = WaveformWindows(dataset.subset(parts["train"]), window, train=True, seed=seed,
-                                pad=pad, band=band, mix_noise=mix_noise, policy=policy)
-    val_set = eval_windows(dataset.subset(parts["val"]), meta, window, pad)
-    result = fit(net, train_set, val_set, out, cfg, resume=resume, meta=meta,
-                 class_names=CLASS_NAMES, positive=POSITIVE, show_progress=show_progress,
-                 loss_fn=loss_fn)
-    best, _ = load_model(out)
-    test_set = eval_windows(dataset.subset(parts["test"]), meta, window, pad)
-    test = score(best, test_set, result.precision, cfg.batch_size)
-    summary = {"model": net.config, "window": window, "best_epoch": result.best_epoch,
-               "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
-               "best_val_loss": result.best_val_loss, "precision": result.precision,
-               "test": test}
-    atomic_write_json(out / "test_metrics.json", summary)
-    return summary
-
-
-def band_of(prep: dict) -> tuple[float, float] | None:
-    """The band-pass recorded in a checkpoint's ``preprocessing``, if any."""
-    return tuple(prep["bandpass_hz"]) if prep.get("bandpass_hz") else None
 
 
 def eval_windows(dataset: WaveformDataset, meta: dict, window: int | None = None,
@@ -202,37 +155,185 @@ def eval_windows(dataset: WaveformDataset, meta: dict, window: int | None = None
 def score(model: nn.Module, windows: WaveformWindows, precision: str = "fp32",
           batch_size: int = 64) -> dict:
     """Metrics of ``model`` on deterministic windows (earthquake = positive class)."""
-    probs, labels, _ = predict_proba(model, windows, precision, batch_size)
-    metrics = classification_metrics(labels, probs, CLASS_NAMES, POSITIVE)
-    metrics["probabilities"] = probs[:, POSITIVE].round(6).tolist()
-    metrics["labels"] = labels.tolist()
-    return metrics
+    return WAVEFORMS.score(model, windows, precision, batch_size)
 
 
-def evaluate_waveform_classifier(
-    model: str | Path,
-    data: str | Path,
-    window: int | None = None,
-    precision: str = "auto",
-    batch_size: int = 64,
-    pad: bool = False,
-) -> dict:
-    """Score a shipped model, run directory or checkpoint on every trace of a STEAD folder."""
-    net, meta = load_any(model)
-    dataset = WaveformDataset.from_path(data)
-    windows = eval_windows(dataset, meta, window, pad)
-    window = windows.window
-    metrics = score(net, windows, choose_precision(precision), batch_size)
-    metrics["trace_names"] = dataset.metadata["trace_name"].astype(str).tolist()
-    metrics.update(model=str(model), data=str(data), window=window)
-    if not math.isfinite(metrics["log_loss"]):
-        metrics["log_loss"] = None
-    return metrics
+def waveform_windows(path: Path, meta: dict, in_chans: int) -> tuple[torch.Tensor, np.ndarray]:
+    """A file's windows (half-overlapping, the last one flush with the end), band-passed and
+    standardised as the model's training windows: ((n, C, window), start samples)."""
+    prep = meta.get("preprocessing") or {}
+    x = np.asarray(read_record(path), dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] != in_chans:
+        raise DataError(f"{path}: array of shape {x.shape}; expected ({in_chans}, samples), "
+                        f"channels in the order {prep.get('input', 'of training')}")
+    if not np.isfinite(x).all():
+        raise DataError(f"{path}: holds NaN or infinite samples; expected finite values")
+    window = int(prep.get("window_samples") or x.shape[1])
+    if x.shape[1] < window:
+        raise DataError(f"{path}: {x.shape[1]} samples; the model needs at least {window}")
+    if prep.get("bandpass_hz"):
+        x = bandpass(x, *prep["bandpass_hz"], prep.get("sampling_rate_hz", 100.0))
+    starts = np.unique(np.r_[np.arange(0, x.shape[1] - window + 1, max(1, window // 2)),
+                             x.shape[1] - window])
+    return (torch.stack([torch.from_numpy(standardize(crop(x, s, window))) for s in starts]),
+            starts)
 
 
-def write_predictions(path: str | Path, metrics: dict) -> None:
-    """Per-trace CSV: trace_name, earthquake probability, predicted class."""
-    lines = ["trace_name,p_earthquake,predicted"]
-    for name, p in zip(metrics["trace_names"], metrics["probabilities"], strict=True):
-        lines.append(f"{name},{p:.6f},{CLASS_NAMES[int(p >= 0.5)]}")
-    atomic_write_text(Path(path), "\n".join(lines) + "\n")
+def strongest_window(net: nn.Module, windows: torch.Tensor) -> int:
+    """Index of the window least like class 0 (the background class, e.g. noise): a detector
+    scanning a long record reports where the signal is."""
+    with torch.no_grad():
+        probs = torch.softmax(net.eval()(windows).float(), dim=1)
+    return int(torch.argmax(1 - probs[:, 0]))
+
+
+class WaveformClassification(ClassificationTask):
+    """Earthquake vs noise on 3-component windows (STEAD / SeisBench layout)."""
+
+    name = "waveform-classification"
+    aliases = ("waveform",)
+    section = "waveform"
+    description = "earthquake vs noise, 3-component waveforms (seed 000)"
+    options_type = WaveformOptions
+    positive = POSITIVE
+
+    def accepts(self, data: Path) -> bool:
+        data = Path(data)
+        if data.is_file():
+            return data.suffix.lower() in WAVEFORM_SUFFIXES
+        return data.is_dir() and any(p.suffix.lower() in (".hdf5", ".h5")
+                                     for p in data.iterdir())
+
+    def default_model(self) -> str:
+        return "resnetkan1d"
+
+    def evaluation_title(self, model, data, metrics):
+        return f"{model} on {data} (n={metrics['n']}, positive class: earthquake)"
+
+    def headline(self, test: dict) -> str:
+        return (f"test split (n={test['n']}): accuracy {test['accuracy']:.4f}, precision "
+                f"{test['precision']:.4f}, recall {test['recall']:.4f}, F1 {test['f1']:.4f}")
+
+    def resolve(self, spec, init_meta):
+        opts = spec.options or WaveformOptions()
+        if init_meta is not None:  # fine-tuning keeps the preprocessing of the weights
+            prep = init_meta.get("preprocessing") or {}
+            opts = replace(opts, window=opts.window or prep.get("window_samples"),
+                           bandpass=opts.bandpass or band_of(prep))
+        return opts
+
+    def options_like(self, meta: dict, same_split: bool = True,
+                     **overrides) -> WaveformOptions:
+        prep, d = meta.get("preprocessing") or {}, meta.get("data") or {}
+        return WaveformOptions(**{"window": prep.get("window_samples"),
+                                  "split_by": tuple(d.get("split_by") or ("group",)),
+                                  "bandpass": band_of(prep), **overrides})
+
+    def open(self, data, options):
+        return WaveformDataset.from_path(data)
+
+    def model_inputs(self, dataset):
+        return {"in_chans": 3, "num_classes": 2}
+
+    def finish_options(self, dataset, options):
+        window = options.window or auto_window(dataset.lengths())
+        check_windows(dataset, window, options.pad)
+        return replace(options, window=window)
+
+    def split(self, dataset, options, seed):
+        if options.split is not None:
+            return split_from_names(dataset, options.split)
+        return split_indices(dataset, seed, by=options.split_by)
+
+    def too_few(self, data, dataset, options):
+        return (f"{data}: too few record groups ({len(dataset)} traces) to make non-empty "
+                "train/validation/test parts")
+
+    def split_record(self, dataset, parts, options, seed):
+        return {"seed": seed, "by": list(options.split_by),
+                **{k: _names(dataset, v) for k, v in parts.items()}}
+
+    def meta(self, dataset, parts, options, seed, cfg, data):
+        return {
+            "task": self.name,
+            "preprocessing": {**preprocessing(options.window, options.bandpass,
+                                              options.mix_noise),
+                              "policy": list(options.augment)},
+            "data": {"path": str(Path(data).resolve()), "n_traces": len(dataset),
+                     "split_sizes": {k: len(v) for k, v in parts.items()},
+                     "split_by": options.split_by},
+        }
+
+    def datasets(self, dataset, parts, options, seed, cfg: TrainConfig):
+        window, pad, band = options.window, options.pad, options.bandpass
+        meta = {"preprocessing": preprocessing(window, band)}
+        train = WaveformWindows(dataset.subset(parts["train"]), window, train=True, seed=seed,
+                                pad=pad, band=band, mix_noise=options.mix_noise,
+                                policy=options.augment)
+        return (train, eval_windows(dataset.subset(parts["val"]), meta, window, pad),
+                eval_windows(dataset.subset(parts["test"]), meta, window, pad))
+
+    def summary(self, options, seed, split_seed):
+        return {"window": options.window}
+
+    def class_names(self, dataset):
+        return CLASS_NAMES
+
+    def score(self, model, data, precision="fp32", batch_size=64):
+        probs, labels = self.predictions(model, data, precision, batch_size)
+        metrics = classification_metrics(labels, probs, CLASS_NAMES, POSITIVE)
+        metrics["probabilities"] = probs[:, POSITIVE].round(6).tolist()
+        metrics["labels"] = labels.tolist()
+        return metrics
+
+    def eval_items(self, meta, data, part="all", window=None, pad=False):
+        if part not in ("all", "test"):
+            raise ConfigError(f"waveform models are scored on every trace of --data; part "
+                              f"must be all, got {part!r}")
+        return eval_windows(WaveformDataset.from_path(data), meta, window, pad)
+
+    def input_shape(self, meta):
+        prep = meta.get("preprocessing") or {}
+        return (3, int(prep.get("window_samples") or PAPER_WINDOW))
+
+    def evaluate(self, model, data, window: int | None = None, precision: str = "auto",
+                 batch_size: int = 64, pad: bool = False, **_: Any) -> dict:
+        """Score a shipped model, run directory or checkpoint on every trace of a folder."""
+        net, meta = load_any(model)
+        windows = self.eval_items(meta, data, window=window, pad=pad)
+        metrics = self.score(net, windows, choose_precision(precision), batch_size)
+        metrics["trace_names"] = windows.dataset.metadata["trace_name"].astype(str).tolist()
+        metrics.update(model=str(model), data=str(data), window=windows.window)
+        if not math.isfinite(metrics["log_loss"]):
+            metrics["log_loss"] = None
+        return metrics
+
+    def model_inputs_of_files(self, net, meta, files):
+        """One window per file: the one least like noise when a record holds several
+        (half-overlapping scan), with its start sample."""
+        in_chans = int(getattr(net, "config", {}).get("in_chans", 3))
+        chosen, starts = [], []
+        for f in files:
+            windows, at = waveform_windows(Path(f), meta, in_chans)
+            k = strongest_window(net, windows)
+            chosen.append(windows[k])
+            starts.append(int(at[k]))
+        return torch.stack(chosen), starts
+
+    def plot_cam(self, x, cam, out, title):
+        plot_waveform_cam(x, cam, out, title=title)
+
+    def write_predictions(self, path, metrics):
+        """Per-trace CSV: trace_name, earthquake probability, predicted class."""
+        lines = ["trace_name,p_earthquake,predicted"]
+        for name, p in zip(metrics["trace_names"], metrics["probabilities"], strict=True):
+            lines.append(f"{name},{p:.6f},{CLASS_NAMES[int(p >= 0.5)]}")
+        atomic_write_text(Path(path), "\n".join(lines) + "\n")
+
+
+WAVEFORMS = WaveformClassification()
+
+
+def read_split(path: str | Path | None) -> dict | None:
+    """A ``split.json`` (trace names per part) given on the command line."""
+    return read_json(path) if path else None

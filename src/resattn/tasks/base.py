@@ -1,0 +1,96 @@
+"""What every task is: a registered object that builds its data, trains, evaluates, predicts
+and describes its input. The CLI, ``reproduce``, ``optimize`` and ``predict`` ask the registry
+(``tasks.registry``) for a task, never a task-name string.
+
+A task's own settings (a waveform window, an image size, a forecast's class bounds) are one
+typed dataclass, ``Task.options_type``, read from a config section or from command-line
+values with :func:`resattn.options.from_mapping`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from torch import nn
+
+from ..engine.trainer import LossFn, TrainConfig
+
+
+@dataclass
+class TrainSpec:
+    """What to train, on which data, into which folder, with which recipe.
+
+    ``options`` is the task's typed options (``task.options_type``); ``init_from`` a shipped
+    name, run directory or checkpoint to fine-tune from; ``resume`` False (refuse an existing
+    run), True or ``"auto"`` (continue when the folder holds an interrupted run)."""
+
+    model: str
+    data: Any
+    out: Path
+    recipe: TrainConfig = field(default_factory=TrainConfig)
+    options: Any = None
+    seed: int = 0
+    split_seed: int | None = None
+    model_options: dict = field(default_factory=dict)
+    init_from: str | None = None
+    resume: bool | str = False
+    show_progress: bool = True
+    loss_fn: LossFn | None = None
+    prepare: Callable[[nn.Module], object] | None = None
+    callbacks: Sequence = ()
+
+
+class Task(ABC):
+    """One task. ``name`` is what checkpoints record in ``meta["task"]``; ``aliases`` are the
+    other spellings accepted in configs (``waveform``, ``image``, ``forecast``)."""
+
+    name: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    description: ClassVar[str] = ""
+    options_type: ClassVar[type]
+    section: ClassVar[str] = ""  # key of the task's options in an experiment config
+
+    def accepts(self, data: Path) -> bool:
+        """Whether ``data`` looks like this task's data (used when no task is named)."""
+        return False
+
+    @abstractmethod
+    def train(self, spec: TrainSpec) -> dict:
+        """Train and score the held-out part; returns the summary written to
+        ``test_metrics.json`` (its ``test`` entry holds the test metrics)."""
+
+    @abstractmethod
+    def evaluate(self, model: str | Path, data: Any, **kw) -> dict:
+        """Metrics of a trained model (shipped name, run folder or checkpoint) on ``data``."""
+
+    def model_inputs_of_files(self, net: nn.Module, meta: dict, files: Sequence[str | Path]
+                              ) -> tuple[Any, list[int | None]]:
+        """A batch of model inputs, one per file, read as the model's contract says, and for
+        records scanned in windows the start sample of the window chosen in each."""
+        raise NotImplementedError(f"task {self.name} has no per-file prediction")
+
+    def plot_cam(self, x: Any, cam: Any, out: Path, title: str) -> None:
+        """A Grad-CAM figure of one input."""
+        raise NotImplementedError(f"task {self.name} has no Grad-CAM figure")
+
+    def write_predictions(self, path: str | Path, metrics: dict) -> None:
+        raise NotImplementedError(f"task {self.name} writes no per-item predictions")
+
+    def options_like(self, meta: dict, same_split: bool = True, **overrides) -> Any:
+        """The task's options a checkpoint was trained with (for retraining like it);
+        ``same_split=False``: a fresh split of new data instead of the recorded one."""
+        return self.options_type(**overrides)
+
+    def default_model(self) -> str:
+        raise NotImplementedError
+
+    def evaluation_title(self, model: str | Path, data: Any, metrics: dict) -> str:
+        return f"{model} on {data} (n={metrics.get('n')})"
+
+    def headline(self, test: dict) -> str:
+        """One line of the test metrics, for the command line."""
+        return f"test (n={test.get('n')}): accuracy {test['accuracy']:.4f}"

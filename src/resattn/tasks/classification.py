@@ -1,0 +1,154 @@
+"""One classification pipeline for every classification task (waveforms, images).
+
+``ClassificationTask.train(spec)`` runs the same steps for every task: check the recipe, open
+the data as the model (or the weights fine-tuned from) expects, build or load the network,
+split, record the split and the model's contract, fit, and score the best weights on the
+held-out test part. What differs between tasks (reader, contract, split, datasets, metrics) is
+supplied by the subclass through a few small methods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from ..engine.checkpoint import load_model
+from ..engine.inference import predict_proba
+from ..engine.provenance import seed_everything
+from ..engine.trainer import TrainConfig, fit
+from ..errors import ConfigError
+from ..io import atomic_write_json
+from ..models import create_model
+from ..pretrained import load_any
+from .base import Task, TrainSpec
+
+PARTS = ("train", "val", "test")
+
+
+class ClassificationTask(Task):
+    """The shared pipeline; subclasses say how their data is read, split and scored."""
+
+    positive: int | None = None  # metrics' positive class (binary tasks), else macro
+
+    # ------------------------------------------------------------------ what a task supplies
+    def resolve(self, spec: TrainSpec, init_meta: dict | None) -> Any:
+        """The task options, completed from the weights fine-tuned from (``init_meta``)."""
+        return spec.options or self.options_type()
+
+    def open(self, data: Any, options: Any) -> Any:
+        """The dataset (lazy) read as ``options`` say."""
+        raise NotImplementedError
+
+    def finish_options(self, dataset: Any, options: Any) -> Any:
+        """Options that need the data (a default window), checked against it."""
+        return options
+
+    def model_inputs(self, dataset: Any) -> dict:
+        """``in_chans`` and ``num_classes`` a new model is built with."""
+        raise NotImplementedError
+
+    def split(self, dataset: Any, options: Any, seed: int) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def split_record(self, dataset: Any, parts: dict, options: Any, seed: int) -> dict:
+        """``split.json``: the seed, the rule and the member names of every part."""
+        raise NotImplementedError
+
+    def meta(self, dataset: Any, parts: dict, options: Any, seed: int, cfg: TrainConfig,
+             data: Any) -> dict:
+        """What every checkpoint of the run records: task, contract, data description."""
+        raise NotImplementedError
+
+    def datasets(self, dataset: Any, parts: dict, options: Any, seed: int,
+                 cfg: TrainConfig) -> tuple[Any, Any, Any]:
+        """(training, validation, test) torch datasets."""
+        raise NotImplementedError
+
+    def summary(self, options: Any, seed: int, split_seed: int) -> dict:
+        """Task-specific entries of ``test_metrics.json``."""
+        return {}
+
+    def too_few(self, data: Any, dataset: Any, options: Any) -> str:
+        return f"{data}: {len(dataset)} items are too few to make non-empty train/val/test parts"
+
+    def score(self, model: nn.Module, data: Any, precision: str = "fp32",
+              batch_size: int = 64) -> dict:
+        raise NotImplementedError
+
+    def eval_items(self, meta: dict, data: Any, part: str = "all") -> Any:
+        """The evaluation items of ``data`` as the model in ``meta`` expects them (a torch
+        dataset of (input, label)); ``part``: a part of the model's own split, or all."""
+        raise NotImplementedError
+
+    def input_shape(self, meta: dict) -> tuple[int, ...]:
+        """One model input's shape, from the checkpoint's contract."""
+        raise NotImplementedError
+
+    def predictions(self, model: nn.Module, data: Any, precision: str,
+                    batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        probs, labels, _ = predict_proba(model, data, precision, batch_size)
+        return probs, labels
+
+    # ------------------------------------------------------------------ the pipeline
+    def recipe(self, spec: TrainSpec) -> TrainConfig:
+        """The spec's recipe with its seed; the caller's object is left as is."""
+        cfg = replace(spec.recipe or TrainConfig(), seed=spec.seed)
+        return cfg.validate()  # a bad option fails before anything is read or written
+
+    def train(self, spec: TrainSpec) -> dict:
+        out = Path(spec.out)
+        cfg = self.recipe(spec)
+        init_meta = None
+        if spec.init_from:
+            net, init_meta = load_any(spec.init_from)
+        options = self.resolve(spec, init_meta)
+        dataset = self.open(spec.data, options)
+        inputs = self.model_inputs(dataset)
+        if spec.init_from:
+            if getattr(net, "num_classes", inputs["num_classes"]) != inputs["num_classes"] \
+                    and hasattr(net, "reset_classifier"):
+                net.reset_classifier(inputs["num_classes"])  # new classes: a new head
+            net.train()
+        else:
+            seed_everything(spec.seed)  # the initial weights follow the seed
+            net = create_model(spec.model, **{**inputs, **(spec.model_options or {})})
+        self.check_model(net, dataset, spec.data)
+        if spec.prepare is not None:  # e.g. freezing stages for transfer learning
+            spec.prepare(net)
+        options = self.finish_options(dataset, options)
+        split_seed = spec.seed if options.split_seed in (None, "per_seed") else \
+            int(options.split_seed)
+        parts = self.split(dataset, options, split_seed)
+        if min(len(v) for v in parts.values()) == 0:
+            raise ConfigError(self.too_few(spec.data, dataset, options))
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "split.json", self.split_record(dataset, parts, options,
+                                                               split_seed))
+        meta = self.meta(dataset, parts, options, split_seed, cfg, spec.data)
+        train_set, val_set, test_set = self.datasets(dataset, parts, options, spec.seed, cfg)
+        result = fit(net, train_set, val_set, out, cfg, resume=spec.resume, meta=meta,
+                     class_names=self.class_names(dataset), positive=self.positive,
+                     show_progress=spec.show_progress, loss_fn=spec.loss_fn,
+                     **({"callbacks": spec.callbacks} if spec.callbacks else {}))
+        best, _ = load_model(out)
+        test = self.score(best, test_set, result.precision, cfg.batch_size)
+        summary = {"model": net.config, **self.summary(options, spec.seed, split_seed),
+                   "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+                   "stopped_early": result.stopped_early,
+                   "best_val_loss": result.best_val_loss, "precision": result.precision,
+                   **self.summary_tail(options, spec.seed, split_seed), "test": test}
+        atomic_write_json(out / "test_metrics.json", summary)
+        return summary
+
+    def summary_tail(self, options: Any, seed: int, split_seed: int) -> dict:
+        return {}
+
+    def class_names(self, dataset: Any) -> list[str]:
+        return list(dataset.class_names)
+
+    def check_model(self, net: nn.Module, dataset: Any, where: Any) -> None:
+        """A clear error when the data's channels differ from what the model takes."""
