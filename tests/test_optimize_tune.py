@@ -21,21 +21,24 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from resattn.cli import app
 from resattn.engine.precision import choose_precision
 from resattn.engine.provenance import seed_everything
 from resattn.errors import ConfigError
-from resattn.optimize.tune import (
-    _pairs_intact,
+from resattn.reproduce.config import Cell, Experiment
+from resattn.reproduce.runner import train_cell
+from resattn.tune import (
     best_summary,
     make_storage,
     open_study,
     optimize,
     parse_search,
     run_study,
+    sigterm_as_interrupt,
 )
-from resattn.reproduce.config import Cell, Experiment
-from resattn.reproduce.runner import train_cell
+from resattn.tune.objective import _pairs_intact
 from test_image_task import write_squares
 
 TINY = {"input_size": 32, "widths": [8, 8, 8, 16], "out_chans": 8, "fc_dim": 16}
@@ -122,8 +125,8 @@ def test_search_space_types_follow_the_config_and_the_model() -> None:
 
 
 def test_config_search_section_is_read(squares: Path, tmp_path: Path) -> None:
-    from resattn.optimize.tune import load_tuning, read_search
     from resattn.reproduce.config import ROOT_KEYS
+    from resattn.tune import load_tuning, read_search
 
     raw = {"name": "sq", "task": "image", "data": str(squares), "epochs": 1,
            "cells": [{"name": "arn", "model": "arn_cnn", "options": TINY}], "search": SPACE}
@@ -309,17 +312,78 @@ def test_repeated_failures_stop_the_worker(tmp_path: Path) -> None:
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
 
 
-def test_command_line_errors_are_one_line(squares: Path, tmp_path: Path, capsys) -> None:
-    from resattn.optimize.tune import main
+def _resattn(*args: str) -> subprocess.CompletedProcess:
+    """``python -m resattn ARGS``, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "resattn", *args], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
+
+def test_command_line_errors_are_one_line(squares: Path, tmp_path: Path) -> None:
     config, _ = _write_config(tmp_path, squares, epochs=1)
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"search": {"lrr": [1e-3]}}))
-    assert main([str(config), "--search", str(bad), "--out", str(tmp_path / "o")]) == 2
-    err = capsys.readouterr().err.strip()
+    proc = _resattn("tune", str(config), "--search", str(bad), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    err = proc.stderr.strip()
     assert err.startswith("error: ") and "unknown key 'lrr'" in err and "\n" not in err
-    assert main([str(tmp_path / "missing.yaml")]) == 2
-    assert "no such config file" in capsys.readouterr().err
+    proc = _resattn("tune", str(tmp_path / "missing.yaml"))
+    assert proc.returncode == 2
+    assert "no such config file" in proc.stderr
+
+
+def test_sigterm_is_an_interrupt_within_the_block_only() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), sigterm_as_interrupt():
+        assert signal.getsignal(signal.SIGTERM) is not before  # else SIGTERM would end pytest
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_tune_command_passes_its_options_to_the_study(squares: Path, tmp_path: Path) -> None:
+    """--search, --quick, --metric, --seed and --timeout reach the study: with --timeout 0 it
+    is created with those settings and no trial starts."""
+    config, search = _write_config(tmp_path, squares, epochs=3)
+    out = tmp_path / "o"
+    result = CliRunner().invoke(app, [
+        "tune", str(config), "--search", str(search), "--out", str(out), "--study", "opts",
+        "--metric", "val_loss", "--seed", "3", "--timeout", "0", "--quick", "--pruner", "none",
+        "--max-failures", "1", "--startup-trials", "2"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["study"] == "opts" and summary["metric"] == "val_loss"
+    assert summary["direction"] == "minimize" and summary["n_trials"] == 0
+    stored = optuna.load_study(study_name="opts", storage=f"sqlite:///{out / 'study.db'}")
+    settings = stored.user_attrs["resattn"]
+    assert settings["seed"] == 3 and settings["epochs"] == 1  # the quick version of 3 epochs
+    assert settings["search"] == parse_search(SPACE, "arn_cnn").as_dict()
+    assert not (out / "trials").exists()
+
+
+def test_tune_command_heartbeat_options_reach_the_storage(squares: Path,
+                                                          tmp_path: Path) -> None:
+    """A trial whose worker died (its heartbeat older than --grace) is failed by the next
+    command; --max-retry 0 leaves it failed, the default queues it again."""
+    config, search = _write_config(tmp_path, squares, epochs=1)
+    out = tmp_path / "o"
+    runner = CliRunner()
+    args = ["tune", str(config), "--search", str(search), "--out", str(out), "--study", "hb",
+            "--timeout", "0", "--heartbeat", "1", "--grace", "2"]
+    bad = runner.invoke(app, [*args, "--heartbeat", "5", "--grace", "5"])
+    assert isinstance(bad.exception, ConfigError)
+    assert "grace_period longer" in str(bad.exception)
+    assert runner.invoke(app, args).exit_code == 0  # creates the study
+    study = open_study(_sqlite(out / "study.db"), "hb")
+    for extra, states in ((["--max-retry", "0"], ["FAIL"]), ([], ["FAIL", "FAIL", "WAITING"])):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dead = study.ask()
+        study._storage.record_heartbeat(dead._trial_id)
+        time.sleep(3.2)  # silent for longer than --grace (SQLite's clock counts whole seconds)
+        result = runner.invoke(app, [*args, *extra])
+        assert result.exit_code == 0, result.output
+        assert [t.state.name for t in study.trials] == states
+    assert study.trials[2].system_attrs["failed_trial"] == 1
 
 
 # ---------------------------------------------------------------------------- processes
@@ -349,7 +413,7 @@ def _wait_for(condition, timeout: float, what: str, proc: subprocess.Popen | Non
 def test_sqlite_study_resumes_after_its_worker_is_killed(squares: Path, tmp_path: Path) -> None:
     config, search = _write_config(tmp_path, squares, epochs=8)
     out = tmp_path / "tune"
-    cmd = [sys.executable, "-m", "resattn.optimize.tune", str(config), "--search", str(search),
+    cmd = [sys.executable, "-m", "resattn", "tune", str(config), "--search", str(search),
            "--out", str(out), "--study", "sq", "--trials", "4", "--pruner", "none",
            "--heartbeat", "1", "--grace", "4"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -382,6 +446,30 @@ def test_sqlite_study_resumes_after_its_worker_is_killed(squares: Path, tmp_path
     retry_log = (out / "trials" / str(retry.number) / "metrics.jsonl").read_text().splitlines()
     assert retry_log[0] == killed_log[0] and len(retry_log) == 8
     assert json.loads(again.stdout)["states"] == {"COMPLETE": 4, "FAIL": 1}
+
+
+@pytest.mark.slow
+def test_command_stopped_by_sigterm_queues_its_trial(squares: Path, tmp_path: Path) -> None:
+    """SIGTERM (a scheduler's preemption) stops ``resattn tune`` as Ctrl-C does: exit code
+    130, the running trial FAIL and queued again with its parameters."""
+    config, search = _write_config(tmp_path, squares, epochs=8)
+    out = tmp_path / "tune"
+    cmd = [sys.executable, "-m", "resattn", "tune", str(config), "--search", str(search),
+           "--out", str(out), "--study", "sq", "--trials", "2", "--pruner", "none"]
+    log = tmp_path / "worker.log"
+    with log.open("w") as f:
+        proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=f,
+                                stderr=f)
+    try:  # trial 0 has checkpointed its first epoch (of 8)
+        _wait_for(lambda: (out / "trials" / "0" / "last.json").exists(), 240, "trial 0", proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    assert proc.returncode == 130, log.read_text()[-3000:]
+    assert "interrupted: the running trial is queued again" in log.read_text()
+    trials = optuna.load_study(study_name="sq", storage=f"sqlite:///{out / 'study.db'}").trials
+    assert [t.state.name for t in trials] == ["FAIL", "WAITING"]
+    assert trials[1].system_attrs["failed_trial"] == 0 and trials[1].params == trials[0].params
 
 
 # ---------------------------------------------------------------------------- PostgreSQL
@@ -460,12 +548,14 @@ def postgres_url(tmp_path: Path):
 WORKER = """\
 import sys, time
 from pathlib import Path
-from resattn.optimize.tune import main
+import resattn.tune  # imported before the barrier, as the command's import would be
+from resattn.cli import main
 ready, go, *argv = sys.argv[1:]
 Path(ready).touch()
 while not Path(go).exists():  # both workers start their first trial together
     time.sleep(0.02)
-sys.exit(main(argv))
+sys.argv = ["resattn", "tune", *argv]
+main()
 """
 
 

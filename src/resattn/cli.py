@@ -381,22 +381,57 @@ def finetune(model: ModelOpt, data: DataOpt, out: OutOpt,
 
 
 @app.command()
-def tune(config: Annotated[Path, typer.Argument(help="Experiment config with a search: "
-                                                     "section.")],
+def tune(config: Annotated[Path, typer.Argument(help="Experiment config; its search: section is "
+                                                     "the space.")],
+         search: Annotated[Path | None, typer.Option(
+             help="YAML with the search space (instead of the config's).")] = None,
+         cell: Annotated[str | None, typer.Option(
+             help="Config cell to tune (required if the config has several).")] = None,
          storage: Annotated[str | None, typer.Option(
-             help="Optuna storage URL (default sqlite in --out; PostgreSQL URLs let several "
-                  "machines share one study).")] = None,
-         study: Annotated[str | None, typer.Option(help="Study name.")] = None,
-         trials: Annotated[int, typer.Option(help="Global budget of finished trials.")] = 20,
-         cell: Annotated[str | None, typer.Option(help="Config cell to tune.")] = None,
+             help="Optuna storage URL (default sqlite:///<out>/study.db; PostgreSQL URLs let "
+                  "several machines share one study).")] = None,
+         study: Annotated[str | None, typer.Option(
+             help="Study name (default <experiment>-<cell>).")] = None,
+         trials: Annotated[int, typer.Option(
+             help="Global budget of COMPLETE + PRUNED trials.")] = 20,
          pruner: Annotated[str, typer.Option(help="median, hyperband or none.")] = "median",
-         out: Annotated[Path | None, typer.Option()] = None,
-         seed: Annotated[int, typer.Option()] = 0) -> None:
-    """Hyper-parameter search with Optuna (TPE, pruning of bad trials, resumable, shareable)."""
-    from .optimize.tune import best_summary, run_study
+         metric: Annotated[str, typer.Option(
+             help="val_f1, val_accuracy (maximised) or val_loss (minimised).")] = "val_f1",
+         seed: Annotated[int, typer.Option()] = 0,
+         out: Annotated[Path | None, typer.Option(
+             help="Folder of trials/<number>/ (default results/<study>-tune).")] = None,
+         timeout: Annotated[float | None, typer.Option(
+             help="Start no trial after this many seconds.")] = None,
+         quick: Annotated[bool, typer.Option(help="The config's quick overrides.")] = False,
+         heartbeat: Annotated[int, typer.Option(help="Heartbeat interval, s.")] = 30,
+         grace: Annotated[int | None, typer.Option(
+             help="A trial silent this long (s) is retried (default 2 x heartbeat).")] = None,
+         max_retry: Annotated[int, typer.Option(
+             help="Times a killed or interrupted trial is queued again.")] = 3,
+         max_failures: Annotated[int, typer.Option(
+             help="Failed trials in a row that stop this worker.")] = 3,
+         startup_trials: Annotated[int, typer.Option(
+             help="Random trials before TPE models the results.")] = 10) -> None:
+    """Hyper-parameter search with Optuna (TPE, pruning of bad trials): rerun to resume, start on
+    several machines with one --storage URL to share the study."""
+    from .tune import best_summary, load_tuning, read_search, run_study, sigterm_as_interrupt
 
-    result = run_study(config, storage=storage, study_name=study, n_trials=trials, cell=cell,
-                       seed=seed, pruner=pruner, out=out)
+    exp, space = load_tuning(config)
+    if search is not None:
+        space = read_search(search)
+    if quick:
+        exp = exp.quick_version()
+    try:
+        with sigterm_as_interrupt():
+            result = run_study(exp, space, storage=storage, study_name=study, n_trials=trials,
+                               cell=cell, seed=seed, pruner=pruner, out=out, metric=metric,
+                               timeout=timeout, heartbeat_interval=heartbeat,
+                               grace_period=grace, max_retry=max_retry,
+                               max_failures=max_failures, startup_trials=startup_trials)
+    except KeyboardInterrupt:
+        console.print("interrupted: the running trial is queued again; rerun the same command "
+                      "to resume")
+        raise typer.Exit(130) from None
     _print_json(best_summary(result))
 
 
