@@ -112,7 +112,8 @@ def test_waveform_input_errors_name_the_source(seismic) -> None:
 
 
 @pytest.mark.parametrize(("field", "value"), [
-    ("window_samples", 0), ("window_samples", 2.5), ("sampling_rate", -1.0),
+    ("window_samples", 0), ("window_samples", 2.5), ("window_samples", float("inf")),
+    ("sampling_rate", -1.0), ("sampling_rate", float("nan")),
     ("components", "EEZ"), ("components", ""), ("bandpass_hz", (20.0, 1.0)),
     ("bandpass_hz", (1.0, 60.0)), ("bandpass_hz", "1-20"), ("normalisation", "minmax"),
     ("p_position", 1.5), ("class_names", ("noise",)), ("class_names", ("a", "a")),
@@ -123,9 +124,10 @@ def test_waveform_contract_rejects_bad_fields(field, value) -> None:
 
 
 def test_waveform_json_round_trip_and_description() -> None:
-    contract = WaveformContract(window_samples=3000, sampling_rate=50.0, components="zne",
+    contract = WaveformContract(window_samples=np.int64(3000), sampling_rate=50, components="zne",
                                 bandpass_hz=[2, 10], p_position=0.1)
     assert contract.components == "ZNE" and contract.bandpass_hz == (2.0, 10.0)
+    assert type(contract.window_samples) is int and type(contract.sampling_rate) is float
     d = json.loads(json.dumps(contract.to_json()))
     assert d["kind"] == "waveform"
     assert WaveformContract.from_json(d) == contract == contract_from_json(d)

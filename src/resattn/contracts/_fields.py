@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,16 +12,16 @@ from ..errors import ConfigError
 
 
 def positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) \
-            or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not float(value).is_integer() or value <= 0:
         raise ConfigError(f"contract field {name!r} must be a positive whole number, got "
                           f"{value!r}")
     return int(value)
 
 
 def positive_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-            or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(value) or value <= 0:
         raise ConfigError(f"contract field {name!r} must be a positive finite number, got "
                           f"{value!r}")
     return float(value)

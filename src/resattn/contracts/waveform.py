@@ -7,6 +7,7 @@ bit-identical to ``WaveformWindows(dataset, window, train=False, band=...)``.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,7 +45,7 @@ class WaveformContract:
         comps = self.components.upper() if isinstance(self.components, str) else None
         if not comps or len(set(comps)) != len(comps):
             raise ConfigError(f"contract field 'components' must be distinct channel letters "
-                              f"such as 'ENZ', got {comps!r}")
+                              f"such as 'ENZ', got {self.components!r}")
         band = self.bandpass_hz
         if band is not None:
             try:
@@ -57,7 +58,7 @@ class WaveformContract:
                                   f"{rate / 2} Hz (Nyquist), got {band!r}")
             band = (low, high)
         p = self.p_position
-        if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
             raise ConfigError(f"contract field 'p_position' must be a fraction of the window in "
                               f"[0, 1], got {p!r}")
         _fields.one_of("normalisation", self.normalisation, WAVEFORM_NORMALISATIONS)
@@ -122,7 +123,7 @@ class WaveformContract:
         """Scan a long record ``x`` ``(C, L)``: ``((n, C, window_samples), (n,) starts)``,
         windows every ``stride`` samples (default half a window), the last flush with the end."""
         step = max(1, self.window_samples // 2) if stride is None else stride
-        if isinstance(step, bool) or not isinstance(step, int | np.integer) or step <= 0:
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step <= 0:
             raise ConfigError(f"stride must be a positive number of samples, got {stride!r}")
         x = self._filtered(x, where)
         last = x.shape[-1] - self.window_samples
