@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from resattn.contracts import contract_from_meta
 from resattn.data import WaveformDataset
 from resattn.engine.checkpoint import load_model, save_model
 from resattn.engine.trainer import TrainConfig
@@ -102,6 +103,7 @@ def main() -> None:
         "description": "Earthquake-vs-noise detector for 3-component 100 Hz waveforms "
                        "(ResNetKAN1D, dual attention + KAN head).",
         "task": meta["task"], "preprocessing": meta["preprocessing"],
+        "contract": meta["contract"],
         "class_names": meta["class_names"], "data": meta["data"],
         "train_config": meta["train_config"], "best_epoch": meta["epoch"],
         "environment": meta["environment"], "license": "MIT (weights); training data: see "
@@ -117,7 +119,7 @@ def main() -> None:
     rows = {k: np.flatnonzero(names.isin(split[k]).to_numpy()) for k in ("val", "test")}
     metrics, errors = {}, []
     for part, idx in rows.items():
-        windows = eval_windows(dataset.subset(idx), meta)
+        windows = eval_windows(dataset.subset(idx), contract_from_meta(meta))
         m = score(shipped, windows)
         probs = np.array(m.pop("probabilities"))
         m.pop("labels", None)

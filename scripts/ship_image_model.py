@@ -74,7 +74,7 @@ def main() -> None:
     model, meta = load_model(args.run)
     stem = PKG / "weights" / args.name
     card = {"name": args.name, "version": "1.0", "description": info["description"],
-            **{k: meta[k] for k in ("task", "preprocessing", "class_names", "data",
+            **{k: meta[k] for k in ("task", "preprocessing", "contract", "class_names", "data",
                                     "train_config", "environment", "precision")},
             "best_epoch": meta["epoch"], "license": info["license"],
             "paper_reference": info["paper"]}

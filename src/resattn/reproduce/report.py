@@ -10,11 +10,13 @@ import math
 from pathlib import Path
 
 import numpy as np
+from torch.utils.data import Subset
 
 from ..engine.provenance import environment
 from ..engine.tracking import read_log
 from ..io import atomic_write_text, read_json
 from ..report import markdown_table, new_figure, save_figure
+from ..tasks import task_of
 from .config import Experiment
 from .runner import DONE, run_dir
 
@@ -225,7 +227,7 @@ def _per_class(results: dict, key: str, path: Path) -> Path:
 def _gradcam_examples(exp: Experiment, out: Path, folder: Path, n: int = 3) -> list[Path]:
     """Grad-CAM of the seed-0 model of the last cell on a few test items."""
     from ..engine.checkpoint import load_model, resolve_stem
-    from ..explain import grad_cam, overlay_image, plot_waveform_cam
+    from ..explain import grad_cam
 
     cell = exp.cells[-1]
     run = run_dir(out, cell, 0)
@@ -234,29 +236,18 @@ def _gradcam_examples(exp: Experiment, out: Path, folder: Path, n: int = 3) -> l
     if not resolve_stem(run).with_suffix(".safetensors").exists():
         return sorted(folder.glob("gradcam_*.png"))  # weights not committed: keep their figures
     model, meta = load_model(run)
-    if exp.task == "image":
-        from ..data.image_transforms import AugmentedSubset
-        from ..tasks.images import open_for_model, part_indices
-
-        ds = open_for_model(exp.data, meta)
-        idx = part_indices(ds, meta, "test")
-        items = AugmentedSubset(ds, idx[np.linspace(0, len(idx) - 1, n).astype(int)])
-        draw = overlay_image
-    else:
-        from ..data import WaveformDataset
-        from ..tasks.waveforms import eval_windows, split_from_names
-
-        ds = WaveformDataset.from_path(exp.data)
-        test = split_from_names(ds, read_json(run / "split.json"))["test"]
-        items = eval_windows(ds.subset(test[:n]), meta)
-        draw = plot_waveform_cam
+    task = task_of(meta, str(run))
+    test = task.test_items(meta, exp.data, read_json(run / "split.json"))
+    items = Subset(test, np.unique(np.linspace(0, len(test) - 1, n).astype(int)).tolist())
     paths = []
     names = meta.get("class_names") or []
     for i in range(min(n, len(items))):
         x, y = items[i]
         cam = grad_cam(model, x[None])[0]
         title = f"{cell.name}: true {names[y] if y < len(names) else y}"
-        paths.append(draw(x, cam, folder / f"gradcam_{i}.png", title=title))
+        path = folder / f"gradcam_{i}.png"
+        task.plot_cam(x, cam, path, title)
+        paths.append(path)
     return paths
 
 

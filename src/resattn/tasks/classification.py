@@ -26,8 +26,6 @@ from ..models import create_model
 from ..pretrained import load_any
 from .base import Task, TrainSpec
 
-PARTS = ("train", "val", "test")
-
 
 class ClassificationTask(Task):
     """The shared pipeline; subclasses say how their data is read, split and scored."""
@@ -82,6 +80,11 @@ class ClassificationTask(Task):
     def eval_items(self, meta: dict, data: Any, part: str = "all") -> Any:
         """The evaluation items of ``data`` as the model in ``meta`` expects them (a torch
         dataset of (input, label)); ``part``: a part of the model's own split, or all."""
+        raise NotImplementedError
+
+    def test_items(self, meta: dict, data: Any, split: dict) -> Any:
+        """The evaluation items of a run's test part (its ``split.json``), as its model
+        expects them."""
         raise NotImplementedError
 
     def input_shape(self, meta: dict) -> tuple[int, ...]:

@@ -9,7 +9,6 @@ the model was trained with (recomputed, then checked).
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import math
 from dataclasses import dataclass, replace
@@ -20,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import ImageDataset, stratified_split
+from ..contracts import ImageContract, contract_from_meta
+from ..data import ImageDataset
 from ..data.image_transforms import (
     AugmentedSubset,
     ColorJitter,
@@ -29,6 +29,8 @@ from ..data.image_transforms import (
     RandomErasing,
     RandomHorizontalFlip,
 )
+from ..data.labels import align_classes
+from ..data.splits import PARTS, cap_per_class, names_digest, stratified_split
 from ..engine.precision import choose_precision
 from ..engine.trainer import TrainConfig
 from ..errors import ConfigError, DataError
@@ -39,7 +41,7 @@ from ..io import atomic_write_text
 from ..models.registry import model_entry
 from ..options import option
 from ..pretrained import load_any
-from .classification import PARTS, ClassificationTask
+from .classification import ClassificationTask
 from .waveforms import WAVEFORMS as WAVEFORM_TASK
 
 AUGMENTATIONS = ("none", "light", "faces")
@@ -130,38 +132,17 @@ def check_channels(net: nn.Module, channels: int, where: str | Path) -> None:
                           f"{expected} or a model built for {channels}")
 
 
-def cap_per_class(parts: dict[str, np.ndarray], labels: np.ndarray,
-                  n: int) -> dict[str, np.ndarray]:
-    """A fixed random ``n`` images per class of the training part and ``max(1, n // 4)`` of
-    the others (all of a class if it has fewer)."""
-    rng = np.random.default_rng(n)
-    out = {}
-    for part, idx in parts.items():
-        keep = n if part == "train" else max(1, n // 4)
-        groups = [idx[labels[idx] == c] for c in np.unique(labels[idx])]
-        out[part] = np.sort(np.concatenate([
-            rng.choice(g, min(keep, len(g)), replace=False) for g in groups]))
-    return out
-
-
-def names_digest(names: list[str]) -> str:
-    """sha256 of sorted member names: identifies a split part independent of file order."""
-    return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()
-
-
 def open_for_model(data: str | Path, meta: dict) -> ImageDataset:
-    """``data`` read as the model in ``meta`` expects (size, channels), with its class names
-    checked against the model's."""
-    prep = meta.get("preprocessing") or {}
-    dataset = ImageDataset.from_path(data, size=tuple(prep["size"]), channels=prep["channels"])
-    expected = list(meta.get("class_names") or prep.get("class_names") or [])
-    unknown = sorted(set(dataset.class_names) - set(expected))
-    if unknown:
-        raise DataError(f"{data}: class folder(s) {unknown} are not classes of this model; "
-                        f"expected class names among {expected}")
-    if dataset.class_names != expected:  # a subset of the classes: relabel to the model's
-        dataset.labels = np.array([expected.index(dataset.class_names[v])
-                                   for v in dataset.labels], dtype=np.int64)
+    """``data`` read as the model's contract says (size, mode), its classes matched to the
+    model's through canonical names (JAFFE's ``anger`` is FER2013's ``angry``) and relabelled
+    to the model's class order."""
+    contract = contract_from_meta(meta)
+    dataset = ImageDataset.from_path(data, size=contract.size, channels=contract.channels)
+    expected = list(contract.class_names)
+    if dataset.class_names != expected:  # a subset, or synonyms: relabel to the model's
+        mapping = np.asarray(align_classes(dataset.class_names, expected, str(data)),
+                             dtype=np.int64)
+        dataset.labels = mapping[dataset.labels]
         dataset.class_names = expected
     return dataset
 
@@ -222,21 +203,22 @@ class ImageClassification(ClassificationTask):
 
     def resolve(self, spec, init_meta):
         opts = spec.options or ImageOptions()
-        if init_meta is not None:
-            prep = init_meta.get("preprocessing") or {}
-            return replace(opts, size=opts.size or (prep.get("size") or [None])[0],
-                           channels=opts.channels or prep.get("channels"))
+        if init_meta is not None:  # fine-tuning keeps the contract of the weights
+            contract = contract_from_meta(init_meta, str(spec.init_from))
+            return replace(opts, size=opts.size or contract.size[0],
+                           channels=opts.channels or contract.channels)
         return replace(opts, size=opts.size or _model_size(spec.model, spec.model_options or {}))
 
     def options_like(self, meta: dict, same_split: bool = True, **overrides) -> ImageOptions:
-        prep, split = meta.get("preprocessing") or {}, (meta.get("data") or {}).get("split", {})
+        contract = contract_from_meta(meta)
+        split = (meta.get("data") or {}).get("split", {})
         if not same_split:  # new data: a fresh stratified 80/10/10 split
             split = {"fractions": (0.8, 0.1, 0.1), "by": "class"}
         return ImageOptions(**{
             "split_seed": split.get("seed"),
             "fractions": tuple(split.get("fractions", (0.9, 0.06, 0.04))),
-            "split": split.get("by", "class"), "size": (prep.get("size") or [None])[0],
-            "channels": prep.get("channels"), "max_per_class": split.get("max_per_class"),
+            "split": split.get("by", "class"), "size": contract.size[0],
+            "channels": contract.channels, "max_per_class": split.get("max_per_class"),
             **overrides})
 
     def open(self, data, options):
@@ -269,8 +251,11 @@ class ImageClassification(ClassificationTask):
     def meta(self, dataset, parts, options, seed, cfg, data):
         hw = dataset.size or tuple(dataset.read(0).shape[:2])
         names = self._names(dataset, parts)
+        contract = ImageContract(size=tuple(hw), mode="L" if dataset.channels == 1 else "RGB",
+                                 class_names=tuple(dataset.class_names))
         return {
             "task": self.name,
+            "contract": contract.to_json(),
             "preprocessing": {**preprocessing(hw, dataset.channels, dataset.class_names),
                               "augment": cfg.augment},
             "data": {"path": str(Path(data).resolve()), "n_images": len(dataset),
@@ -310,9 +295,12 @@ class ImageClassification(ClassificationTask):
         dataset = open_for_model(data, meta)
         return AugmentedSubset(dataset, part_indices(dataset, meta, part))
 
+    def test_items(self, meta, data, split):
+        return self.eval_items(meta, data, "test")
+
     def input_shape(self, meta):
-        prep = meta.get("preprocessing") or {}
-        return (prep["channels"], *prep["size"])
+        contract = contract_from_meta(meta)
+        return (contract.channels, *contract.size)
 
     def evaluate(self, model, data, part: str = "all", precision: str = "auto",
                  batch_size: int = 64, **_: Any) -> dict:
@@ -325,8 +313,8 @@ class ImageClassification(ClassificationTask):
         return metrics
 
     def model_inputs_of_files(self, net, meta, files):
-        prep = meta["preprocessing"]
-        images = ImageDataset.from_files(files, tuple(prep["size"]), prep["channels"])
+        contract = contract_from_meta(meta)
+        images = ImageDataset.from_files(files, contract.size, contract.channels)
         return torch.stack([images[i][0] for i in range(len(images))]), [None] * len(files)
 
     def plot_cam(self, x, cam, out, title):

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..contracts import contract_from_meta
 from ..errors import DataError
 from ..eval.uncertainty import mc_dropout_predict, predictive_entropy
 from ..explain.gradcam import grad_cam
@@ -29,11 +30,10 @@ def predict_files(model: str | Path, files: Sequence[str | Path], cam_dir: str |
                   batch_size: int = 64) -> list[dict]:
     """One row per file: ``file``, ``class``, ``probability``, ``entropy``, ``mc_std``, ``cam``."""
     net, meta = load_any(model)
-    names = list(meta.get("class_names") or (meta.get("preprocessing") or {})
-                 .get("class_names") or [])
     if not files:
         raise DataError("no input files given")
     task = task_of(meta, f"--model {model}")
+    names = list(contract_from_meta(meta, f"--model {model}").class_names)
     x, starts = task.model_inputs_of_files(net, meta, files)
     stems = [Path(f).stem for f in files]
     if len(set(stems)) < len(stems):  # same names in different folders: keep every CAM

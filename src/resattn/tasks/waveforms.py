@@ -16,18 +16,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import WaveformDataset, WaveformWindows, check_windows, grouped_split
+from ..contracts import WaveformContract, contract_from_meta
+from ..data import WaveformDataset, WaveformWindows, check_windows
 from ..data.records import read_record
-from ..data.transforms import WAVEFORM_POLICIES, bandpass, crop, standardize
+from ..data.splits import grouped_parts, split_from_names
+from ..data.transforms import WAVEFORM_POLICIES
 from ..engine.precision import choose_precision
 from ..engine.trainer import TrainConfig
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from ..eval.metrics import classification_metrics
 from ..explain.gradcam import plot_waveform_cam
 from ..io import atomic_write_text, read_json
 from ..options import option
 from ..pretrained import load_any
-from .classification import PARTS, ClassificationTask
+from .classification import ClassificationTask
 
 CLASS_NAMES = ["noise", "earthquake"]
 POSITIVE = 1  # metrics report the earthquake class, as in the paper
@@ -106,77 +108,24 @@ def parse_band(text: str | None) -> tuple[float, float] | None:
     return low, high
 
 
-def band_of(prep: dict) -> tuple[float, float] | None:
-    """The band-pass recorded in a checkpoint's ``preprocessing``, if any."""
-    return tuple(prep["bandpass_hz"]) if prep.get("bandpass_hz") else None
-
-
-def split_indices(dataset: WaveformDataset, seed: int = 0,
-                  fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-                  by: tuple[str, ...] = ("group",)) -> dict[str, np.ndarray]:
-    """Grouped split: rows sharing any ``by`` column (e.g. record, station) stay on one side."""
-    missing = [c for c in by if c not in dataset.metadata.columns]
-    if missing:
-        raise ConfigError(f"cannot split by {missing}: columns available are "
-                          f"{sorted(dataset.metadata.columns)}")
-    return dict(zip(PARTS, grouped_split(dataset.metadata, fractions, seed=seed, by=by),
-                    strict=True))
-
-
-def split_from_names(dataset: WaveformDataset, split: dict) -> dict[str, np.ndarray]:
-    """Row positions of the trace names listed per part (``split.json`` layout)."""
-    import pandas as pd
-
-    names = dataset.metadata["trace_name"].astype(str)
-    parts = {}
-    for part in PARTS:
-        wanted = pd.Index(split.get(part, []), dtype=str)
-        unknown = wanted.difference(names)
-        if len(unknown):
-            raise ConfigError(f"split part {part!r} names {len(unknown)} trace(s) not in the data, "
-                              f"e.g. {unknown[0]!r}")
-        parts[part] = np.flatnonzero(names.isin(wanted).to_numpy())
-    return parts
-
-
 def _names(dataset: WaveformDataset, idx: np.ndarray) -> list[str]:
     return dataset.metadata["trace_name"].iloc[idx].astype(str).tolist()
 
 
-def eval_windows(dataset: WaveformDataset, meta: dict, window: int | None = None,
+def eval_windows(dataset: WaveformDataset, contract: WaveformContract, window: int | None = None,
                  pad: bool = False) -> WaveformWindows:
-    """Deterministic windows of ``dataset`` preprocessed as the model in ``meta`` expects."""
-    prep = meta.get("preprocessing") or {}
-    window = window or prep.get("window_samples") or PAPER_WINDOW
+    """Deterministic windows of ``dataset`` preprocessed as ``contract`` says (``window``
+    overrides its length)."""
+    window = window or contract.window_samples
     check_windows(dataset, window, pad)
-    return WaveformWindows(dataset, window, train=False, pad=pad, band=band_of(prep))
+    return WaveformWindows(dataset, window, train=False, pad=pad, band=contract.bandpass_hz,
+                           sampling_rate=contract.sampling_rate)
 
 
 def score(model: nn.Module, windows: WaveformWindows, precision: str = "fp32",
           batch_size: int = 64) -> dict:
     """Metrics of ``model`` on deterministic windows (earthquake = positive class)."""
     return WAVEFORMS.score(model, windows, precision, batch_size)
-
-
-def waveform_windows(path: Path, meta: dict, in_chans: int) -> tuple[torch.Tensor, np.ndarray]:
-    """A file's windows (half-overlapping, the last one flush with the end), band-passed and
-    standardised as the model's training windows: ((n, C, window), start samples)."""
-    prep = meta.get("preprocessing") or {}
-    x = np.asarray(read_record(path), dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] != in_chans:
-        raise DataError(f"{path}: array of shape {x.shape}; expected ({in_chans}, samples), "
-                        f"channels in the order {prep.get('input', 'of training')}")
-    if not np.isfinite(x).all():
-        raise DataError(f"{path}: holds NaN or infinite samples; expected finite values")
-    window = int(prep.get("window_samples") or x.shape[1])
-    if x.shape[1] < window:
-        raise DataError(f"{path}: {x.shape[1]} samples; the model needs at least {window}")
-    if prep.get("bandpass_hz"):
-        x = bandpass(x, *prep["bandpass_hz"], prep.get("sampling_rate_hz", 100.0))
-    starts = np.unique(np.r_[np.arange(0, x.shape[1] - window + 1, max(1, window // 2)),
-                             x.shape[1] - window])
-    return (torch.stack([torch.from_numpy(standardize(crop(x, s, window))) for s in starts]),
-            starts)
 
 
 def strongest_window(net: nn.Module, windows: torch.Tensor) -> int:
@@ -216,18 +165,18 @@ class WaveformClassification(ClassificationTask):
 
     def resolve(self, spec, init_meta):
         opts = spec.options or WaveformOptions()
-        if init_meta is not None:  # fine-tuning keeps the preprocessing of the weights
-            prep = init_meta.get("preprocessing") or {}
-            opts = replace(opts, window=opts.window or prep.get("window_samples"),
-                           bandpass=opts.bandpass or band_of(prep))
+        if init_meta is not None:  # fine-tuning keeps the contract of the weights
+            contract = contract_from_meta(init_meta, str(spec.init_from))
+            opts = replace(opts, window=opts.window or contract.window_samples,
+                           bandpass=opts.bandpass or contract.bandpass_hz)
         return opts
 
     def options_like(self, meta: dict, same_split: bool = True,
                      **overrides) -> WaveformOptions:
-        prep, d = meta.get("preprocessing") or {}, meta.get("data") or {}
-        return WaveformOptions(**{"window": prep.get("window_samples"),
+        contract, d = contract_from_meta(meta), meta.get("data") or {}
+        return WaveformOptions(**{"window": contract.window_samples,
                                   "split_by": tuple(d.get("split_by") or ("group",)),
-                                  "bandpass": band_of(prep), **overrides})
+                                  "bandpass": contract.bandpass_hz, **overrides})
 
     def open(self, data, options):
         return WaveformDataset.from_path(data)
@@ -242,8 +191,8 @@ class WaveformClassification(ClassificationTask):
 
     def split(self, dataset, options, seed):
         if options.split is not None:
-            return split_from_names(dataset, options.split)
-        return split_indices(dataset, seed, by=options.split_by)
+            return split_from_names(dataset.metadata["trace_name"], options.split)
+        return grouped_parts(dataset.metadata, seed, by=options.split_by)
 
     def too_few(self, data, dataset, options):
         return (f"{data}: too few record groups ({len(dataset)} traces) to make non-empty "
@@ -253,9 +202,14 @@ class WaveformClassification(ClassificationTask):
         return {"seed": seed, "by": list(options.split_by),
                 **{k: _names(dataset, v) for k, v in parts.items()}}
 
+    def contract(self, options: WaveformOptions) -> WaveformContract:
+        return WaveformContract(window_samples=options.window, bandpass_hz=options.bandpass,
+                                p_position=P_OFFSET, class_names=tuple(CLASS_NAMES))
+
     def meta(self, dataset, parts, options, seed, cfg, data):
         return {
             "task": self.name,
+            "contract": self.contract(options).to_json(),
             "preprocessing": {**preprocessing(options.window, options.bandpass,
                                               options.mix_noise),
                               "policy": list(options.augment)},
@@ -265,13 +219,12 @@ class WaveformClassification(ClassificationTask):
         }
 
     def datasets(self, dataset, parts, options, seed, cfg: TrainConfig):
-        window, pad, band = options.window, options.pad, options.bandpass
-        meta = {"preprocessing": preprocessing(window, band)}
-        train = WaveformWindows(dataset.subset(parts["train"]), window, train=True, seed=seed,
-                                pad=pad, band=band, mix_noise=options.mix_noise,
-                                policy=options.augment)
-        return (train, eval_windows(dataset.subset(parts["val"]), meta, window, pad),
-                eval_windows(dataset.subset(parts["test"]), meta, window, pad))
+        contract, pad = self.contract(options), options.pad
+        train = WaveformWindows(dataset.subset(parts["train"]), options.window, train=True,
+                                seed=seed, pad=pad, band=options.bandpass,
+                                mix_noise=options.mix_noise, policy=options.augment)
+        return (train, eval_windows(dataset.subset(parts["val"]), contract, pad=pad),
+                eval_windows(dataset.subset(parts["test"]), contract, pad=pad))
 
     def summary(self, options, seed, split_seed):
         return {"window": options.window}
@@ -290,11 +243,16 @@ class WaveformClassification(ClassificationTask):
         if part not in ("all", "test"):
             raise ConfigError(f"waveform models are scored on every trace of --data; part "
                               f"must be all, got {part!r}")
-        return eval_windows(WaveformDataset.from_path(data), meta, window, pad)
+        return eval_windows(WaveformDataset.from_path(data), contract_from_meta(meta), window, pad)
+
+    def test_items(self, meta, data, split):
+        dataset = WaveformDataset.from_path(data)
+        test = split_from_names(dataset.metadata["trace_name"], split)["test"]
+        return eval_windows(dataset.subset(test), contract_from_meta(meta))
 
     def input_shape(self, meta):
-        prep = meta.get("preprocessing") or {}
-        return (3, int(prep.get("window_samples") or PAPER_WINDOW))
+        contract = contract_from_meta(meta)
+        return (contract.channels, contract.window_samples)
 
     def evaluate(self, model, data, window: int | None = None, precision: str = "auto",
                  batch_size: int = 64, pad: bool = False, **_: Any) -> dict:
@@ -311,10 +269,11 @@ class WaveformClassification(ClassificationTask):
     def model_inputs_of_files(self, net, meta, files):
         """One window per file: the one least like noise when a record holds several
         (half-overlapping scan), with its start sample."""
-        in_chans = int(getattr(net, "config", {}).get("in_chans", 3))
+        contract = contract_from_meta(meta)
         chosen, starts = [], []
         for f in files:
-            windows, at = waveform_windows(Path(f), meta, in_chans)
+            record = np.asarray(read_record(Path(f)), dtype=np.float64)
+            windows, at = contract.windows(record, where=str(f))
             k = strongest_window(net, windows)
             chosen.append(windows[k])
             starts.append(int(at[k]))
