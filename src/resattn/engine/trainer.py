@@ -70,7 +70,7 @@ class TrainConfig:
     penalty_layers: str = "dense"
     augment: str = "none"  # image tasks: a policy of tasks.images.augmentation
     sampling: str = "instance"  # or "class_balanced" (needs train_set.labels)
-    monitor: str = "val_loss"  # or "val_f1": best epoch and early stopping by the val F1
+    monitor: str = "val_loss"  # or "val_f1" (macro F1; the positive class's with `positive`)
     mix: str = "none"  # images: "mixup" or "cutmix" of each training batch
     mix_alpha: float = 0.4  # Beta(alpha, alpha) of the mixing weight
     tensorboard: str = "auto"  # event files: auto (if installed), on (required) or off
