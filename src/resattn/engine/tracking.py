@@ -52,12 +52,13 @@ def scalar_tag(key: str) -> str:
 
 
 class RunLog:
-    """The per-epoch log of one run: JSONL rows, mirrored to TensorBoard when wanted."""
+    """The per-epoch log of one run: JSONL rows, mirrored to TensorBoard when wanted. Opening
+    it cuts the file back to ``upto_epoch`` (the epoch a resume continues after)."""
 
     def __init__(self, run_dir: Path, upto_epoch: int, tensorboard: str = "auto") -> None:
         self.path = Path(run_dir) / LOG_NAME
-        self.rows = read_log(self.path, upto_epoch)
-        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.rows))
+        rows = read_log(self.path, upto_epoch)
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in rows))
         self._writer = None
         if wants_tensorboard(tensorboard):
             from torch.utils.tensorboard import SummaryWriter
@@ -66,7 +67,6 @@ class RunLog:
                                          purge_step=upto_epoch + 1)
 
     def append(self, row: dict) -> None:
-        self.rows.append(row)
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
         if self._writer is not None:

@@ -1,8 +1,9 @@
-"""The fit loop: AdamW (ResNetKAN1D Table 1 defaults), early stopping on validation loss,
-bf16 autocast where the CPU accelerates it, a JSONL log, a checkpoint every epoch, resume.
+"""The fit loop: AdamW (ResNetKAN1D Table 1 defaults), bf16 autocast where the CPU accelerates
+it, and callbacks (``engine.callbacks``) for early stopping, learning-rate rules, logging and
+checkpointing, built in, plus any the caller adds; a run resumes exactly.
 
 Run directory after ``fit``:
-    model.safetensors / model.json   best weights (lowest validation loss) + config + metrics
+    model.safetensors / model.json   best weights (by ``cfg.monitor``) + config + metrics
     last.safetensors / last.json     last epoch: model, optimizer, RNG, trainer state (resume)
     metrics.jsonl                    one JSON object per epoch
     tensorboard/                     the same scalars as TensorBoard events (when installed)
@@ -12,28 +13,21 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from safetensors.torch import load_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..data.image_transforms import mix_batch
 from ..data.samplers import ClassBalancedSampler
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from ..eval.metrics import classification_metrics
-from .checkpoint import (
-    LAST_STEM,
-    MODEL_STEM,
-    load_state,
-    load_training_state,
-    save_model,
-    save_training_state,
-)
+from .callbacks import Callback, Checkpointing, EarlyStopping, LearningRateRule, Logging
+from .checkpoint import LAST_STEM, load_training_state
 from .inference import predict_proba
 from .precision import autocast, choose_precision
 from .provenance import environment, seed_everything
@@ -42,16 +36,15 @@ from .recipes import (
     PRESETS,
     SCHEDULES,
     build_optimizer,
-    cosine_lr,
     kernel_penalty,
-    scale_lr,
 )
-from .tracking import TENSORBOARD_MODES, RunLog, wants_tensorboard
+from .tracking import LOG_NAME, TENSORBOARD_MODES, read_log, wants_tensorboard
 
 SAMPLINGS = ("instance", "class_balanced")
 # A training loss other than cross-entropy: (logits, inputs, labels) -> scalar (distillation).
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-MONITORS = ("val_loss", "val_f1")
+MONITORS = ("val_loss", "val_f1")  # lower is better for the loss, higher for the F1
+RESUMES = (False, True, "auto")
 
 
 @dataclass
@@ -77,7 +70,7 @@ class TrainConfig:
     penalty_layers: str = "dense"
     augment: str = "none"  # image tasks: a policy of tasks.images.augmentation
     sampling: str = "instance"  # or "class_balanced" (needs train_set.labels)
-    monitor: str = "val_loss"  # or "val_f1": best epoch and early stopping by macro F1
+    monitor: str = "val_loss"  # or "val_f1" (macro F1; the positive class's with `positive`)
     mix: str = "none"  # images: "mixup" or "cutmix" of each training batch
     mix_alpha: float = 0.4  # Beta(alpha, alpha) of the mixing weight
     tensorboard: str = "auto"  # event files: auto (if installed), on (required) or off
@@ -123,6 +116,9 @@ def preset_config(name: str, **overrides) -> TrainConfig:
 
 @dataclass
 class FitResult:
+    """``best_score``: the best epoch's ``monitor`` value (its loss or its F1);
+    ``best_val_loss``: that epoch's validation loss, whatever the monitor."""
+
     run_dir: Path
     best_epoch: int
     best_val_loss: float
@@ -130,6 +126,28 @@ class FitResult:
     stopped_early: bool
     precision: str
     history: list[dict]
+    monitor: str
+    best_score: float
+
+
+@dataclass
+class FitLoop:
+    """What ``fit``'s callbacks see and may change. ``state`` is the trainer state saved in
+    ``last.json`` (JSON values only; keys: epoch, monitor, best_score, best_val_loss,
+    best_epoch, bad_epochs, plateau_bad, stopped_early, precision); ``history`` the
+    metrics.jsonl rows so far; ``val_metrics`` the last validation's
+    ``classification_metrics``. Setting ``stop`` ends training after the current epoch (for
+    this call only: unlike early stopping it is not saved, so a resume trains on)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    cfg: TrainConfig
+    run_dir: Path
+    state: dict
+    history: list[dict]
+    precision: str
+    val_metrics: dict = field(default_factory=dict)
+    stop: bool = False
 
 
 def param_groups(model: nn.Module, lr: float) -> list[dict]:
@@ -163,6 +181,7 @@ def _train_loader(train_set: Dataset, cfg: TrainConfig, epoch: int) -> DataLoade
 def _train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                  cfg: TrainConfig, precision: str, progress: Progress, task,
                  loss_fn: LossFn | None = None, epoch: int = 0) -> float:
+    """One pass over ``loader``; returns the mean training loss per sample."""
     model.train()
     loss_sum, n = 0.0, 0
     mixer = torch.Generator().manual_seed(cfg.seed * 7_919 + epoch)
@@ -190,24 +209,79 @@ def _train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Op
     return loss_sum / max(n, 1)
 
 
-def _after_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
-                 state: dict, improved: bool, run_dir: Path) -> bool:
-    """Apply the learning-rate rule after an epoch; returns True if the weights dwelt (went
-    back to the best epoch's, ARN-CNN's rule when the validation loss gets worse)."""
-    state["plateau_bad"] = 0 if improved else state.get("plateau_bad", 0) + 1
-    if improved or state["stopped_early"]:
-        return False
-    if cfg.dwell:
-        best = run_dir / f"{MODEL_STEM}.safetensors"
-        if best.exists():
-            load_state(model, load_file(best), best)
-        scale_lr(optimizer, cfg.plateau_factor)
-        state["plateau_bad"] = 0
-        return True
-    if cfg.schedule == "plateau" and state["plateau_bad"] >= cfg.plateau_patience:
-        scale_lr(optimizer, cfg.plateau_factor)
-        state["plateau_bad"] = 0
-    return False
+def _fresh_state(monitor: str) -> dict:
+    return {"epoch": 0, "monitor": monitor,
+            "best_score": math.inf if monitor == "val_loss" else -math.inf,
+            "best_val_loss": math.inf, "best_epoch": 0, "bad_epochs": 0, "plateau_bad": 0,
+            "stopped_early": False}
+
+
+def _upgrade_state(state: dict, monitor: str, run_dir: Path) -> dict:
+    """The trainer state of ``run_dir/last.json`` as this version keeps it.
+
+    Before ``monitor`` and ``best_score`` were stored, ``best_val_loss`` held the key the run
+    minimised: the loss, or ``-f1 + 1e-6 * loss`` under ``val_f1``, whose two parts the best
+    epoch's metrics.jsonl row gives back exactly. Such a state is taken to monitor ``monitor``.
+    """
+    source = run_dir / f"{LAST_STEM}.json"
+    if "monitor" in state:
+        if state["monitor"] != monitor:
+            raise ConfigError(f"{source}: the run monitors {state['monitor']!r} but the "
+                              f"config asks for {monitor!r}; resume it with the same monitor")
+        return state
+    key = state.pop("best_val_loss")
+    state = {**_fresh_state(monitor), **state}
+    if monitor == "val_loss":
+        return {**state, "best_score": key, "best_val_loss": key}
+    if state["best_epoch"] == 0:
+        return state
+    log = run_dir / LOG_NAME
+    row = next((r for r in read_log(log, state["best_epoch"])
+                if r["epoch"] == state["best_epoch"]), None)
+    if row is None:
+        raise CheckpointError(f"{source}: this older trainer state monitors val_f1 and needs "
+                              f"the row of its best epoch {state['best_epoch']} in {log}, "
+                              "which is missing")
+    return {**state, "best_score": row["val_f1"], "best_val_loss": row["val_loss"]}
+
+
+def _record(state: dict, epoch: int, val_loss: float, score: float) -> bool:
+    """Count ``epoch`` into ``state`` with its validation loss and monitored ``score``;
+    returns whether it is the new best (val_f1: a higher F1, ties broken by the lower loss)."""
+    best = state["best_score"]
+    if state["monitor"] == "val_loss":
+        improved = score < best
+    else:
+        improved = score > best or (score == best and val_loss < state["best_val_loss"])
+    state.update(epoch=epoch, bad_epochs=0 if improved else state["bad_epochs"] + 1)
+    if improved:
+        state.update(best_score=score, best_val_loss=val_loss, best_epoch=epoch)
+    return improved
+
+
+def _run_epoch(loop: FitLoop, epoch: int, train_set: Dataset, val_set: Dataset,
+               progress: Progress, loss_fn: LossFn | None, class_names: list[str] | None,
+               positive: int | None) -> dict:
+    """Train and validate one epoch, count it into ``loop.state``; returns its row."""
+    if hasattr(train_set, "set_epoch"):
+        train_set.set_epoch(epoch)
+    loader = _train_loader(train_set, loop.cfg, epoch)
+    lr = loop.optimizer.param_groups[0]["lr"]
+    task = progress.add_task("", total=len(train_set), epoch=epoch)
+    t0 = time.perf_counter()
+    train_loss = _train_epoch(loop.model, loader, loop.optimizer, loop.cfg, loop.precision,
+                              progress, task, loss_fn, epoch)
+    train_time = time.perf_counter() - t0
+    progress.remove_task(task)
+    probs, labels, val_loss = predict_proba(loop.model, val_set, loop.precision,
+                                            loop.cfg.batch_size)
+    val = loop.val_metrics = classification_metrics(labels, probs, class_names, positive)
+    row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+           "val_accuracy": val["accuracy"], "val_f1": val["f1"], "lr": lr,
+           "train_seconds": round(train_time, 3),
+           "train_samples_per_s": round(len(train_set) / max(train_time, 1e-9), 1)}
+    row["improved"] = _record(loop.state, epoch, val_loss, row[loop.cfg.monitor])
+    return row
 
 
 def fit(
@@ -216,20 +290,29 @@ def fit(
     val_set: Dataset,
     run_dir: str | Path,
     cfg: TrainConfig | None = None,
-    resume: bool = False,
+    resume: bool | str = False,
     meta: dict | None = None,
     class_names: list[str] | None = None,
     positive: int | None = None,
     show_progress: bool = True,
     loss_fn: LossFn | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> FitResult:
     """Train ``model`` (with a ``config`` from ``create_model``) and checkpoint into ``run_dir``.
 
     ``meta`` (task, preprocessing, data description) is stored in every model checkpoint.
-    ``resume=True`` continues from ``last.*``; without it an existing run is never overwritten.
-    ``loss_fn`` replaces the training cross-entropy (validation stays cross-entropy).
+    ``resume``: ``True`` or ``"auto"`` continue from ``last.*`` when it exists and start fresh
+    otherwise; ``False`` never overwrites an existing run. ``loss_fn`` replaces the training
+    cross-entropy (validation stays cross-entropy). ``callbacks`` run after the built-in ones
+    at every hook (see ``engine.callbacks``).
     """
     cfg = (cfg or TrainConfig()).validate()
+    if not (isinstance(resume, bool) or resume == "auto"):
+        raise ConfigError(f"resume must be one of {list(RESUMES)}, got {resume!r}")
+    strays = [c for c in callbacks if not isinstance(c, Callback)]
+    if strays:
+        raise ConfigError(f"callbacks must be resattn.engine.callbacks.Callback instances, "
+                          f"got {strays}")
     run_dir = Path(run_dir)
     last_json = run_dir / f"{LAST_STEM}.json"
     if last_json.exists() and not resume:
@@ -240,68 +323,43 @@ def fit(
     precision = choose_precision(cfg.precision)
     optimizer = build_optimizer(param_groups(model, cfg.lr), cfg.optimizer, cfg.lr,
                                 cfg.weight_decay)
-    state = {"epoch": 0, "best_val_loss": math.inf, "best_epoch": 0, "bad_epochs": 0,
-             "plateau_bad": 0, "stopped_early": False}
+    state = _fresh_state(cfg.monitor)
     if resume and last_json.exists():
-        state = load_training_state(run_dir, model, optimizer)
+        state = _upgrade_state(load_training_state(run_dir, model, optimizer), cfg.monitor,
+                               run_dir)
         # A resumed "auto" run keeps the precision it started with (auto may choose otherwise
         # now); an explicit --precision still wins.
         if cfg.precision == "auto":
             precision = state.get("precision", precision)
     state["precision"] = precision
-    run_log = RunLog(run_dir, state["epoch"], cfg.tensorboard)
-    history = run_log.rows
     meta = {**(meta or {}), "train_config": asdict(cfg), "precision": precision,
             "environment": environment(), "class_names": class_names}
+    loop = FitLoop(model, optimizer, cfg, run_dir, state,
+                   read_log(run_dir / LOG_NAME, state["epoch"]), precision,
+                   stop=state["stopped_early"])
 
-    start_epoch = state["epoch"] + 1
     columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn(
         "{task.description}"), TimeRemainingColumn())
-    with run_log, Progress(*columns, disable=not show_progress, transient=True) as progress:
-        for epoch in range(start_epoch, cfg.epochs + 1):
-            if state["stopped_early"]:
-                break
-            if hasattr(train_set, "set_epoch"):
-                train_set.set_epoch(epoch)
-            loader = _train_loader(train_set, cfg, epoch)
-            if cfg.schedule == "cosine":
-                for group in optimizer.param_groups:
-                    group["lr"] = cosine_lr(cfg.lr * group.get("lr_scale", 1.0), epoch,
-                                            cfg.epochs)
-            lr = optimizer.param_groups[0]["lr"]
-            task = progress.add_task("", total=len(train_set), epoch=epoch)
-            t0 = time.perf_counter()
-            train_loss = _train_epoch(model, loader, optimizer, cfg, precision, progress, task,
-                                      loss_fn, epoch)
-            train_time = time.perf_counter() - t0
-            progress.remove_task(task)
-            probs, labels, val_loss = predict_proba(model, val_set, precision, cfg.batch_size)
-            val = classification_metrics(labels, probs, class_names, positive)
-            # Lower is better for both: the loss, or minus macro F1 (ties: the lower loss).
-            key = val_loss if cfg.monitor == "val_loss" else -val["f1"] + 1e-6 * val_loss
-            improved = key < state["best_val_loss"]
-            state.update(epoch=epoch, bad_epochs=0 if improved else state["bad_epochs"] + 1)
-            if improved:
-                state.update(best_val_loss=key, best_epoch=epoch)
-            state["stopped_early"] = state["bad_epochs"] >= cfg.patience
-            dwelt = _after_epoch(model, optimizer, cfg, state, improved, run_dir)
-            row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                   "val_accuracy": val["accuracy"], "val_f1": val["f1"], "lr": lr,
-                   "next_lr": optimizer.param_groups[0]["lr"], "dwell": dwelt,
-                   "train_seconds": round(train_time, 3),
-                   "train_samples_per_s": round(len(train_set) / max(train_time, 1e-9), 1)}
-            # Log first, then checkpoint: a crash in between leaves a row beyond the checkpoint,
-            # which resume drops (read_log up to the saved epoch), never a checkpoint without
-            # its row.
-            run_log.append(row)
-            if improved:
-                save_model(run_dir / MODEL_STEM, model,
-                           {**meta, "epoch": epoch, "val_loss": val_loss, "val_metrics": val})
-            save_training_state(run_dir, model, optimizer, state)
-            if show_progress:
-                progress.console.print(
-                    f"epoch {epoch:3d}  train {train_loss:.4f}  val {val_loss:.4f}  "
-                    f"acc {val['accuracy']:.3f}  f1 {val['f1']:.3f}" + ("  *" if improved else "")
-                )
-    return FitResult(run_dir, state["best_epoch"], state["best_val_loss"], state["epoch"],
-                     state["stopped_early"], precision, history)
+    with Progress(*columns, disable=not show_progress, transient=True) as progress:
+        logging = Logging(progress.console if show_progress else None)  # closed on any exit
+        hooks = [EarlyStopping(), LearningRateRule(), logging, Checkpointing(meta), *callbacks]
+        try:
+            for hook in hooks:
+                hook.on_fit_start(loop)
+            for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
+                if loop.stop:
+                    break
+                for hook in hooks:
+                    hook.on_epoch_start(loop, epoch)
+                row = _run_epoch(loop, epoch, train_set, val_set, progress, loss_fn,
+                                 class_names, positive)
+                for hook in hooks:
+                    hook.on_epoch_end(loop, epoch, row)
+            result = FitResult(run_dir, state["best_epoch"], state["best_val_loss"],
+                               state["epoch"], loop.stop, precision, loop.history,
+                               state["monitor"], state["best_score"])
+            for hook in hooks:
+                hook.on_fit_end(loop, result)
+        finally:
+            logging.close()
+    return result
