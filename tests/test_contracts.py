@@ -22,7 +22,6 @@ from resattn.data import ImageDataset, WaveformDataset, WaveformWindows
 from resattn.demo import sample_path
 from resattn.errors import CheckpointError, ConfigError, DataError
 from resattn.pretrained import list_pretrained, pretrained_card
-from resattn.tasks.predict import waveform_windows
 
 MEDNIST = sample_path("mednist") / "MedNIST_sample.tar.gz"
 BAND = (1.0, 20.0)
@@ -67,19 +66,6 @@ def test_band_pass_changes_the_input(seismic) -> None:
     plain = WaveformContract(window_samples=2000).transform(x)
     filtered = WaveformContract(window_samples=2000, bandpass_hz=BAND).transform(x)
     assert not torch.allclose(plain, filtered, atol=1e-2)
-
-
-@pytest.mark.parametrize("band", [None, BAND])
-def test_windows_are_bit_identical_to_predict_scanning(seismic, tmp_path, band) -> None:
-    contract = WaveformContract(window_samples=2000, bandpass_hz=band)
-    meta = {"preprocessing": {"window_samples": 2000, "bandpass_hz": list(band) if band else None,
-                              "sampling_rate_hz": 100.0}}
-    for i in (0, 20):  # an earthquake (6000 samples) and a noise trace (2500)
-        x = seismic.read(i)
-        np.save(tmp_path / "x.npy", x)
-        expected, expected_starts = waveform_windows(tmp_path / "x.npy", meta, 3)
-        got, starts = contract.windows(x)
-        assert np.array_equal(starts, expected_starts) and torch.equal(got, expected)
 
 
 def test_windows_half_overlap_and_end_flush(seismic) -> None:

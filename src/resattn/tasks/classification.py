@@ -136,13 +136,14 @@ class ClassificationTask(Task):
         result = fit(net, train_set, val_set, out, cfg, resume=spec.resume, meta=meta,
                      class_names=self.class_names(dataset), positive=self.positive,
                      show_progress=spec.show_progress, loss_fn=spec.loss_fn,
-                     **({"callbacks": spec.callbacks} if spec.callbacks else {}))
+                     callbacks=spec.callbacks)
         best, _ = load_model(out)
         test = self.score(best, test_set, result.precision, cfg.batch_size)
         summary = {"model": net.config, **self.summary(options, spec.seed, split_seed),
                    "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                    "stopped_early": result.stopped_early,
-                   "best_val_loss": result.best_val_loss, "precision": result.precision,
+                   "best_val_loss": result.best_val_loss, "monitor": result.monitor,
+                   "best_score": result.best_score, "precision": result.precision,
                    **self.summary_tail(options, spec.seed, split_seed), "test": test}
         atomic_write_json(out / "test_metrics.json", summary)
         return summary

@@ -2,8 +2,8 @@
 several machines can share. ``resattn tune CONFIG`` on the command line, ``run_study`` in Python.
 
 Modules by job: ``space`` (the search space), ``sampler`` (seeded TPE, pruners), ``study``
-(storage, the exact budget, stale and interrupted trials), ``objective`` (one trial, trained in
-stages), ``run`` (``run_study``, ``best_summary``).
+(storage, the exact budget, stale and interrupted trials), ``objective`` (one trial: one ``fit``
+with a pruning callback), ``run`` (``run_study``, ``best_summary``).
 
 **Search space.** It sits beside the experiment (a ``search:`` section of its YAML, a YAML file,
 or a mapping passed in). Keys are ``TrainConfig`` fields or ``model.<option>`` for an option of
@@ -27,14 +27,12 @@ Its value is the validation ``metric`` (default ``val_f1``, the macro F1, maximi
 keeps, the best by the recipe's ``monitor``. The test part is scored as in every run but never
 used for the search.
 
-**Pruning.** ``fit`` has no per-epoch hook, so a trial trains in stages
-(``objective.train_in_stages``): ``epochs=1``, then ``epochs=2`` resuming from ``last.*``, and so
-on; after each stage the epoch's validation metric is reported and the pruner may stop the trial
-(``median``: below the median of earlier trials at that epoch, after 5 finished trials and from
-epoch 2; ``hyperband``: successive halving over 1..epochs; ``none``). Every stage re-indexes
-the data and scores the (small) test part, a constant cost per epoch. ``cosine`` trials, whose
-learning rate depends on the total epoch count, train all epochs in one call and report every
-epoch afterwards (for the pruning of later trials), without being pruned themselves.
+**Pruning.** A trial is one ``fit`` (``objective.train_with_pruning``) with an
+``OptunaPruning`` callback: after every epoch (and its checkpoint) the epoch's validation metric
+is reported and the pruner may stop the trial (``median``: below the median of earlier trials at
+that epoch, after 5 finished trials and from epoch 2; ``hyperband``: successive halving over
+1..epochs; ``none``). The data are indexed and the test part scored once per trial, and every
+learning-rate rule (``cosine`` included) is pruned like the others.
 
 **Budget, resumption, several workers.** ``n_trials`` is the study's global budget: the number
 of COMPLETE plus PRUNED trials. A worker (``run_study`` in a process, on any machine) runs
@@ -65,7 +63,7 @@ reproducible and two workers never draw the same "random" start-up points.
 
 from __future__ import annotations
 
-from .objective import METRICS, make_objective, train_in_stages
+from .objective import METRICS, OptunaPruning, make_objective, train_with_pruning
 from .run import best_summary, run_study
 from .sampler import PRUNERS, make_pruner, make_sampler
 from .space import Param, SearchSpace, load_tuning, parse_search, read_search
@@ -81,6 +79,7 @@ from .study import (
 __all__ = [
     "METRICS",
     "PRUNERS",
+    "OptunaPruning",
     "OverBudget",
     "Param",
     "SearchSpace",
@@ -97,5 +96,5 @@ __all__ = [
     "read_search",
     "run_study",
     "sigterm_as_interrupt",
-    "train_in_stages",
+    "train_with_pruning",
 ]

@@ -13,13 +13,15 @@ from pathlib import Path
 
 import optuna
 
+from ..engine.callbacks import Callback
 from ..engine.precision import choose_precision
 from ..engine.provenance import seed_everything
 from ..engine.tracking import read_log
+from ..engine.trainer import FitLoop
 from ..errors import CheckpointError, ConfigError, DataError
 from ..io import read_json
 from ..reproduce.config import Cell, Experiment
-from ..reproduce.runner import recipe_config, train_cell
+from ..reproduce.runner import train_cell
 from .space import SearchSpace
 
 METRICS = {"val_f1": "maximize", "val_accuracy": "maximize", "val_loss": "minimize"}
@@ -34,11 +36,6 @@ def direction(metric: str) -> str:
 
 
 # ---------------------------------------------------------------------------- run directories
-def _checkpoint_state(run: Path) -> dict:
-    last = run / "last.json"
-    return read_json(last).get("trainer", {}) if last.exists() else {}
-
-
 def _pairs_intact(run: Path) -> bool:
     """``last.*`` exists and it and ``model.*`` (if any) are whole pairs: a process killed
     between writing a pair's weights and its JSON leaves weights that the JSON's sha256 does
@@ -73,66 +70,44 @@ def _adopt_retry(frozen: optuna.trial.FrozenTrial, trials_dir: Path, run: Path) 
 
 
 # ---------------------------------------------------------------------------- training
-def _report_rows(trial: optuna.Trial, run: Path, metric: str, after: int, upto: int) -> None:
-    for row in read_log(run / "metrics.jsonl", upto):
-        if row["epoch"] > after:
-            trial.report(float(row[metric]), row["epoch"])
+class OptunaPruning(Callback):
+    """Report each epoch's ``metric`` to ``trial`` and stop the run with
+    ``optuna.TrialPruned`` when the pruner says so. It runs after the epoch's checkpoint is
+    written, so a pruned (or killed) trial's run directory resumes exactly."""
 
+    def __init__(self, trial: optuna.Trial, metric: str) -> None:
+        self.trial, self.metric = trial, metric
 
-def _train(exp: Experiment, cell: Cell, seed: int, run: Path) -> dict:
-    # The tasks build the model before ``fit`` seeds the RNGs, and the first ``auto``
-    # precision choice in a process calibrates bf16 (reseeding torch) inside ``fit``: both done
-    # here first, every trial of one architecture starts from the same weights and draws,
-    # whatever ran before in this process.
-    choose_precision("auto")
-    seed_everything(seed)
-    return train_cell(exp, cell, seed, run)
+    def on_fit_start(self, loop: FitLoop) -> None:
+        done = loop.state.get("epoch", 0)  # a retry that adopted a checkpoint: report those
+        for row in read_log(loop.run_dir / "metrics.jsonl", done):
+            self.trial.report(float(row[self.metric]), row["epoch"])
+        if done and self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {done} (resumed)")
+
+    def on_epoch_end(self, loop: FitLoop, epoch: int, row: dict) -> None:
+        self.trial.report(float(row[self.metric]), epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {epoch}: {self.metric} "
+                                     f"{row[self.metric]:.4f}")
 
 
 def _row(run: Path, epoch: int) -> dict | None:
     return next((r for r in read_log(run / "metrics.jsonl", epoch) if r["epoch"] == epoch), None)
 
 
-def train_in_stages(trial: optuna.Trial, exp: Experiment, cell: Cell, seed: int, run: Path,
-                    metric: str) -> dict:
-    """Train ``cell`` of ``exp`` into ``run`` one epoch per call, reporting each epoch's
-    ``metric`` to ``trial`` and raising ``optuna.TrialPruned`` when the pruner says so; returns
-    the run's summary (``train_cell``'s, with ``best_epoch``, ``epochs_run``).
-
-    ``fit`` has no per-epoch hook, but resumes exactly from ``last.*``: so the task is called
-    with ``epochs=1``, then ``epochs=2`` (resuming), and so on. A run directory that already
-    holds epochs (a retry that adopted a checkpoint) has them reported first and continues
-    after them. The ``cosine`` schedule depends on the total epoch count, so such a trial
-    trains all epochs in one call and reports them afterwards, unpruned. This function is the
-    one place to replace by a single ``fit`` with a pruning callback."""
-    staged = recipe_config(exp, seed).validate().schedule != "cosine"
-    trial.set_user_attr("pruning", "per epoch" if staged else
-                        "none (cosine schedule: trained in one call)")
-    state = _checkpoint_state(run)
-    done, stopped = state.get("epoch", 0), state.get("stopped_early", False)
-    _report_rows(trial, run, metric, 0, done)
-    if staged and done and trial.should_prune():
-        raise optuna.TrialPruned(f"pruned after epoch {done} (resumed)")
-    summary = None
-    if staged:
-        for epoch in range(done + 1, exp.epochs + 1):
-            if stopped:
-                break
-            summary = _train(replace(exp, epochs=epoch), cell, seed, run)
-            row = _row(run, epoch)
-            if row is None:
-                break
-            trial.report(float(row[metric]), epoch)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned after epoch {epoch}: {metric} "
-                                         f"{row[metric]:.4f}")
-            done, stopped = epoch, summary["stopped_early"]
-    elif done < exp.epochs and not stopped:
-        summary = _train(exp, cell, seed, run)
-        _report_rows(trial, run, metric, done, None)
-    if summary is None:  # nothing left to train: the checkpoint's summary
-        summary = _train(replace(exp, epochs=max(done, 1)), cell, seed, run)
-    return summary
+def train_with_pruning(trial: optuna.Trial, exp: Experiment, cell: Cell, seed: int, run: Path,
+                       metric: str) -> dict:
+    """Train ``cell`` of ``exp`` into ``run`` in one ``fit`` whose ``OptunaPruning`` callback
+    reports every epoch's ``metric`` and may stop it; returns ``train_cell``'s summary."""
+    trial.set_user_attr("pruning", "per epoch")
+    # The tasks build the model before ``fit`` seeds the RNGs, and the first ``auto``
+    # precision choice in a process calibrates bf16 (reseeding torch) inside ``fit``: both done
+    # here first, every trial of one architecture starts from the same weights and draws,
+    # whatever ran before in this process.
+    choose_precision("auto")
+    seed_everything(seed)
+    return train_cell(exp, cell, seed, run, callbacks=[OptunaPruning(trial, metric)])
 
 
 # ---------------------------------------------------------------------------- objective
@@ -158,7 +133,7 @@ def make_objective(exp: Experiment, cell: Cell, space: SearchSpace, trials_dir: 
         trial.set_user_attr("resumed_from", adopted)
         texp = replace(exp, recipe={**exp.recipe, **train_fields})
         tcell = replace(cell, options={**cell.options, **options})
-        summary = train_in_stages(trial, texp, tcell, seed, run, metric)
+        summary = train_with_pruning(trial, texp, tcell, seed, run, metric)
         best = _row(run, summary["best_epoch"])
         if best is None:
             raise DataError(f"{run}: no log row for the best epoch {summary['best_epoch']}")
