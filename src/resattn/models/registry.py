@@ -59,6 +59,8 @@ def _recording(name: str, build: Callable[..., nn.Module]) -> Callable[..., nn.M
 
     @functools.wraps(build)
     def fn(**options) -> nn.Module:
+        if "model" in options:
+            raise ConfigError(f"model {name!r}: 'model' is the config's name field, not an option")
         config = resolve_config({"model": name, **options})
         model = build(**options)
         model.config = config
@@ -151,9 +153,15 @@ def resolve_config(config: Mapping) -> dict:
     return jsonable({"model": entry.name, **entry.defaults, **options})
 
 
-def create_model(name: str, **options) -> nn.Module:
-    """Build a registered model; ``model.config`` is its resolved config (``resolve_config``).
-    Unknown options raise a ConfigError naming the valid ones."""
+def create_model(name: str | None = None, /, **options) -> nn.Module:
+    """Build a registered model, ``create_model(name, **options)`` or from a config,
+    ``create_model(**config)`` (the name in ``config["model"]``); ``model.config`` is its
+    resolved config (``resolve_config``). Unknown options raise a ConfigError naming the valid
+    ones."""
+    if name is None:
+        if "model" not in options:
+            raise ConfigError("create_model needs a model name (or a config with 'model')")
+        name = options.pop("model")
     return model_entry(name).fn(**options)
 
 
