@@ -80,7 +80,7 @@ def _config(model: nn.Module, target: Path) -> dict:
     try:
         return config_of(model)
     except ConfigError as exc:
-        raise CheckpointError(f"{target}: cannot save the model's config: {exc}") from None
+        raise CheckpointError(f"{target}: the model has no registered config ({exc})") from None
 
 
 def save_model(stem: Path, model: nn.Module, meta: dict | None = None,
