@@ -14,6 +14,7 @@ from torch import nn
 from resattn import create_model
 from resattn.layers import ARNAttention, BasicBlock, CosineLinear, create_attn
 from resattn.layers.dense import DenseBlock, DenseLayer, Transition
+from resattn.models import resolve_config
 
 # Figure 2 of seed 004, every Conv2D row in order: (output channels, side, parameters).
 ARN_CONV_TABLE = [
@@ -62,7 +63,7 @@ def test_arn_cnn_parameter_count(arn: nn.Module) -> None:
     stats = sum(b.numel() for name, b in arn.named_buffers() if "running" in name)
     assert stats == 2 * 2 * 64
     assert _trainable(arn) + stats == 1_624_131
-    assert arn.config == {"model": "arn_cnn"}
+    assert arn.config == resolve_config({"model": "arn_cnn"})
     assert (arn.num_classes, arn.num_features, arn.head_hidden_size) == (6, 125, 256)
 
 
@@ -193,7 +194,7 @@ def test_dense_layers_concatenate_and_downsample() -> None:
 def test_densenet1d_table1_forward_backward(dense_mod: ModuleType) -> None:
     torch.manual_seed(5)
     model = create_model("densenet1d", in_chans=10)
-    assert model.config == {"model": "densenet1d", "in_chans": 10}
+    assert model.config == resolve_config({"model": "densenet1d", "in_chans": 10})
     channels: list[int] = []
     hooks = [m.register_forward_hook(lambda _m, _i, out: channels.append(out.shape[1]))
              for m in (model.stem, *model.stages, model.norm)]

@@ -29,6 +29,7 @@ from resattn.engine.tracking import scalar_tag, tensorboard_available
 from resattn.errors import CheckpointError, ConfigError
 from resattn.eval.metrics import classification_metrics, cohen_kappa, confusion_matrix
 from resattn.io import atomic_write_bytes, atomic_write_json
+from resattn.models import resolve_config
 
 # ------------------------------------------------------------------------------------ helpers
 
@@ -98,7 +99,8 @@ def wave() -> torch.Tensor:
 
 def test_save_load_round_trip_is_exact(tmp_path: Path, kan_model, wave) -> None:
     meta = save_model(tmp_path / "model", kan_model, {"task": "toy", "epoch": 3})
-    assert meta["config"] == {"model": "resnetkan1d"} and meta["weights"] == "model.safetensors"
+    assert meta["config"] == resolve_config({"model": "resnetkan1d"})
+    assert meta["weights"] == "model.safetensors"
     data = (tmp_path / "model.safetensors").read_bytes()
     assert meta["sha256"] == hashlib.sha256(data).hexdigest()
     with torch.no_grad():

@@ -11,6 +11,7 @@ from torch import nn
 
 from resattn.errors import ConfigError
 from resattn.layers.fpn import FeaturePyramid
+from resattn.models import resolve_config
 
 # ResNet-50 layout (bottlenecks, 3-4-6-3) at 1/8 width: stage channels 32, 64, 128, 256.
 SMALL = {"widths": (8, 16, 32, 64), "stem_width": 8}
@@ -96,7 +97,7 @@ def test_feature_pyramid_rejects_wrong_levels() -> None:
 def test_forward_backward_features_head(create, name: str, dims: int) -> None:
     torch.manual_seed(0)
     model = create(name, dims=dims, num_classes=3, **SMALL)
-    assert model.config == {"model": name, "dims": dims, "num_classes": 3, **SMALL}
+    assert model.config == resolve_config({"model": name, "dims": dims, "num_classes": 3, **SMALL})
     inputs = _inputs(model, dims)
 
     model.train()

@@ -23,8 +23,10 @@ from resattn.layers import (
     SqueezeExcite,
     attention_kinds,
     bspline_basis,
+    conv_norm_act,
     create_attn,
     create_head,
+    eval_mode,
     uniform_knots,
 )
 
@@ -354,3 +356,55 @@ def test_reference_is_not_trivially_satisfied() -> None:
     want = [(1 - t) ** 2, 2 * t * (1 - t), t**2]
     assert got == pytest.approx(want)
     assert math.isclose(sum(got), 1.0)
+
+
+# ------------------------------------------------------------------------------- conv_norm_act
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_conv_norm_act_is_conv_then_norm_then_act(dims: int) -> None:
+    unit = conv_norm_act(dims, 3, 8, 5, stride=2, act="swish")
+    conv, norm, act = unit
+    assert isinstance(conv, (nn.Conv1d, nn.Conv2d)[dims - 1]) and conv.bias is None
+    assert conv.kernel_size == (5,) * dims and conv.stride == (2,) * dims
+    assert conv.padding == (2,) * dims  # 'same'-style by default
+    assert isinstance(norm, (nn.BatchNorm1d, nn.BatchNorm2d)[dims - 1])
+    assert isinstance(act, nn.SiLU)
+    assert [k for k, _ in unit.state_dict().items()][:3] == ["0.weight", "1.weight", "1.bias"]
+    x = torch.randn(2, 3, *(16,) * dims)
+    unit.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(unit(x), F.silu(norm(conv(x))))
+        assert unit(x).shape == (2, 8, *(8,) * dims)
+
+
+def test_conv_norm_act_leaves_steps_out() -> None:
+    keras = conv_norm_act(2, 1, 4, 3, bias=True, padding=0, norm=False, act="gelu")
+    assert [type(m) for m in keras] == [nn.Conv2d, nn.GELU]
+    assert keras[0].bias is not None and keras[0].padding == (0, 0)
+    projection = conv_norm_act(1, 4, 8, 1, stride=2, act=None)
+    assert [type(m) for m in projection] == [nn.Conv1d, nn.BatchNorm1d]
+    # Unpacked into a larger Sequential, the children keep flat names.
+    flat = nn.Sequential(*conv_norm_act(1, 2, 3), *conv_norm_act(1, 3, 3, act=None))
+    assert sorted({k.split(".")[0] for k in flat.state_dict()}) == ["0", "1", "3", "4"]
+    with pytest.raises(ConfigError, match="dims"):
+        conv_norm_act(3, 1, 1)
+    with pytest.raises(ConfigError, match="activation"):
+        conv_norm_act(1, 1, 1, act="tanh")
+
+
+# ----------------------------------------------------------------------------------- eval_mode
+
+
+def test_eval_mode_restores_every_module_flag() -> None:
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5), nn.Sequential(nn.BatchNorm1d(2)))
+    model.train()
+    model[2].eval()  # mixed flags, as a frozen part of a model in training
+    before = [m.training for m in model.modules()]
+    with eval_mode(model) as inside:
+        assert inside is model and not any(m.training for m in model.modules())
+        model[1].train()  # a block may switch some modules (MC dropout does)
+    assert [m.training for m in model.modules()] == before
+    with pytest.raises(RuntimeError), eval_mode(model):
+        raise RuntimeError("boom")
+    assert [m.training for m in model.modules()] == before

@@ -12,7 +12,7 @@ from torch import nn
 from resattn import create_model, list_models
 from resattn.errors import ConfigError
 from resattn.layers import BasicBlock, Bottleneck, ChannelAttention, DualAttention, KANLinear
-from resattn.models import ABLATIONS, ResNet, model_entry
+from resattn.models import ABLATIONS, ResNet, model_entry, resolve_config
 
 
 def _n_params(model: nn.Module) -> int:
@@ -64,7 +64,7 @@ def test_resnetkan1d_structure(resnetkan1d: nn.Module) -> None:
     assert float(kan[0].knots.max()) == pytest.approx(2.2)
     assert isinstance(resnetkan1d.stem[0], nn.Conv1d)
     assert resnetkan1d.stem[0].kernel_size == (7,) and resnetkan1d.stem[0].stride == (2,)
-    assert resnetkan1d.config == {"model": "resnetkan1d"}
+    assert resnetkan1d.config == resolve_config({"model": "resnetkan1d"})
 
 
 # ---------------------------------------------------------------------- every registered model
@@ -94,7 +94,7 @@ def test_registry_is_populated() -> None:
 def test_every_model_forward_backward_head(name: str, dims: int) -> None:
     torch.manual_seed(0)
     model = create_model(name, dims=dims, num_classes=3)
-    assert model.config == {"model": name, "dims": dims, "num_classes": 3}
+    assert model.config == resolve_config({"model": name, "dims": dims, "num_classes": 3})
     chans = getattr(model, "in_chans", model_entry(name).defaults.get("in_chans", 3))
     size = (1024,) if dims == 1 else (64, 64)
     # One tensor per input (M-MFFnet has two, with in_chans per modality).
@@ -189,7 +189,7 @@ def test_table3_ablations_are_options_of_one_class() -> None:
     for label, options in ABLATIONS.items():
         model = create_model("resnet18_1d", **options)
         classes.add(type(model))
-        assert model.config == {"model": "resnet18_1d", **options}, label
+        assert model.config == resolve_config({"model": "resnet18_1d", **options}), label
         blocks = [m for m in model.modules() if isinstance(m, BasicBlock)]
         assert len(blocks) == 8, label
         kind = options["attn"]

@@ -1,8 +1,10 @@
 """Checkpoints as safetensors + a JSON config, written atomically; nothing is ever unpickled.
 
 A model checkpoint is ``<stem>.safetensors`` (weights) beside ``<stem>.json`` (``config`` for
-``create_model``, plus metadata and the weights' sha256). A training checkpoint (``last.*``)
-also holds the optimizer's tensors and the trainer's state, so ``--resume`` continues exactly.
+``create_model``, every option resolved, plus metadata and the weights' sha256). Checkpoints
+written before configs were resolved hold only the overridden options; they load unchanged.
+A training checkpoint (``last.*``) also holds the optimizer's tensors and the trainer's state,
+so ``--resume`` continues exactly (also a run started before configs were resolved).
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from safetensors.torch import load as load_tensors_bytes
 from safetensors.torch import save as save_tensors_bytes
 from torch import nn
 
-from ..errors import CheckpointError
-from ..io import atomic_write_bytes, atomic_write_json, jsonable, read_json
-from ..models import create_model
+from ..errors import CheckpointError, ConfigError
+from ..io import atomic_write_bytes, atomic_write_json, read_json
+from ..models import config_of, create_model, resolve_config
 
 MODEL_STEM, LAST_STEM = "model", "last"
 PRUNED = "pruned"  # model attribute and checkpoint flag: layer widths differ from the config
@@ -73,17 +75,26 @@ def conform_to(model: nn.Module, tensors: dict[str, torch.Tensor]) -> nn.Module:
     return model
 
 
+def _config(model: nn.Module, target: Path) -> dict:
+    """``config_of(model)``; a model that is not a registered one is a CheckpointError."""
+    try:
+        return config_of(model)
+    except ConfigError as exc:
+        raise CheckpointError(f"{target}: the model has no registered config ({exc})") from None
+
+
 def save_model(stem: Path, model: nn.Module, meta: dict | None = None,
                dtype: torch.dtype | None = None) -> dict:
     """Write ``<stem>.safetensors`` + ``<stem>.json``; ``dtype`` (e.g. float16) shrinks the
     learned parameters only: buffers (batch-norm statistics, the fixed KAN grid) keep their
-    precision, since rounding a spline grid moves every basis function."""
+    precision, since rounding a spline grid moves every basis function. The config is the
+    model's resolved one (``models.config_of``: also for a model built from its class)."""
     params = {name for name, _ in model.named_parameters()}
     tensors = {
         k: (v.to(dtype) if dtype is not None and k in params else v)
         for k, v in model.state_dict().items()
     }
-    meta = {**(meta or {}), "config": model.config}
+    meta = {**(meta or {}), "config": _config(model, Path(stem).with_suffix(".json"))}
     if getattr(model, PRUNED, False):
         meta[PRUNED] = True  # layer widths differ from the config's: see conform_to
     return _write_pair(Path(stem), tensors, meta)
@@ -163,18 +174,29 @@ def save_training_state(run_dir: Path, model: nn.Module, optimizer: torch.optim.
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors.update(opt_tensors)
     tensors["rng.torch"] = torch.get_rng_state()
-    _write_pair(Path(run_dir) / LAST_STEM, tensors,
-                {"config": model.config, "optimizer": opt_meta, "trainer": trainer_state})
+    stem = Path(run_dir) / LAST_STEM
+    _write_pair(stem, tensors, {"config": _config(model, stem.with_suffix(".json")),
+                                "optimizer": opt_meta, "trainer": trainer_state})
 
 
 def load_training_state(run_dir: Path, model: nn.Module,
                         optimizer: torch.optim.Optimizer) -> dict:
-    """Restore model, optimizer and RNG from ``last.*``; returns the trainer's state."""
+    """Restore model, optimizer and RNG from ``last.*``; returns the trainer's state.
+
+    The checkpoint's config and the model's are compared resolved, so a run written with a
+    partial config (before configs were resolved) resumes with the same model."""
     stem = Path(run_dir) / LAST_STEM
     tensors, meta = _read_pair(stem)
-    if meta.get("config") != jsonable(model.config):
+    current = _config(model, stem.with_suffix(".json"))
+    try:
+        stored = resolve_config(meta.get("config") or {})
+    except ConfigError as exc:
+        raise CheckpointError(f"{stem}.json: field 'config' is not a model config: {exc}") from None
+    if stored != current:
+        differ = sorted(k for k in stored.keys() | current.keys()
+                        if stored.get(k) != current.get(k))
         raise CheckpointError(f"{stem}.json: checkpoint config {meta.get('config')} does not "
-                              f"match the model being trained {model.config}")
+                              f"match the model being trained {current} (differ: {differ})")
     model_tensors = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     load_state(model, model_tensors, stem.with_suffix(".safetensors"))
     optim = {k: v for k, v in tensors.items() if k.startswith("optim.")}

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..layers.state import eval_mode
 from ..report import new_figure, save_figure
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -58,28 +59,22 @@ def mc_dropout_predict(model: nn.Module, x: torch.Tensor | tuple[torch.Tensor, .
     if n_samples < 1:
         raise ValueError(f"n_samples must be >= 1, got {n_samples}")
     inputs = x if isinstance(x, tuple) else (x,)
-    modes = {m: m.training for m in model.modules()}
     dropouts = _active_dropout(model)
-    model.eval()
-    try:
-        with torch.no_grad():
-            if not dropouts:
-                mean = torch.softmax(model(*inputs).float(), -1)
-                return mean, torch.zeros_like(mean)
-            for m in dropouts:
-                m.train()
-            device = inputs[0].device
-            cuda = [device.index if device.index is not None else torch.cuda.current_device()] \
+    with eval_mode(model), torch.no_grad():
+        if not dropouts:
+            mean = torch.softmax(model(*inputs).float(), -1)
+            return mean, torch.zeros_like(mean)
+        for m in dropouts:
+            m.train()
+        device = inputs[0].device
+        cuda = [device.index if device.index is not None else torch.cuda.current_device()] \
                 if device.type == "cuda" else []
-            # Seeded masks for reproducibility, in a forked RNG so the caller's stream is kept.
-            with torch.random.fork_rng(devices=cuda):
-                torch.manual_seed(seed)
-                samples = torch.stack(
-                    [torch.softmax(model(*inputs).float(), -1) for _ in range(n_samples)]
-                )  # (n_samples, B, K)
-    finally:
-        for m, training in modes.items():
-            m.training = training
+        # Seeded masks for reproducibility, in a forked RNG so the caller's stream is kept.
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(seed)
+            samples = torch.stack(
+                [torch.softmax(model(*inputs).float(), -1) for _ in range(n_samples)]
+            )  # (n_samples, B, K)
     return samples.mean(0), samples.std(0, correction=0)
 
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers.state import eval_mode
 from ..report import new_figure, save_figure
 
 METHODS = ("gradcam", "gradcam++")
@@ -70,7 +71,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor,
 
     x: (B, C, L) or (B, C, H, W). Returns (B, L) or (B, H, W) in [0, 1], upsampled to the
     input's size (linear / bilinear). ``method``: ``gradcam`` or ``gradcam++``. The model is run
-    in eval mode (batch norm on running statistics) and its training flag restored.
+    in eval mode (batch norm on running statistics) and every module's training flag restored.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {list(METHODS)}")
@@ -84,9 +85,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor,
     if x.dim() not in (3, 4):
         raise ValueError(f"x must be (B, C, L) or (B, C, H, W), got shape {tuple(x.shape)}")
 
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         with torch.no_grad():
             feats = model.forward_features(x)
         if feats.dim() != x.dim():
@@ -102,8 +101,6 @@ def grad_cam(model: nn.Module, x: torch.Tensor,
             # Samples are independent in eval mode, so d(sum of scores)/dA_i = dscore_i/dA_i.
             score = logits.gather(1, idx[:, None]).sum()
             (grads,) = torch.autograd.grad(score, feats)
-    finally:
-        model.train(was_training)
 
     feats = feats.detach()
     weights = _channel_weights(feats, grads, method)  # (B, C)

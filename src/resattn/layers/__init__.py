@@ -1,4 +1,5 @@
-"""Building blocks with no task knowledge: conv/norm/pool by ``dims``, attention, KAN, blocks."""
+"""Building blocks with no task knowledge: conv/norm/pool by ``dims``, attention, KAN, blocks,
+and ``eval_mode`` (a module's train/eval flags, switched for a block and restored)."""
 
 from .attention import (
     ARNAttention,
@@ -17,6 +18,7 @@ from .conv import (
     avg_pool_nd,
     check_dims,
     conv_nd,
+    conv_norm_act,
     create_act,
     max_pool_nd,
     norm_nd,
@@ -25,6 +27,7 @@ from .dense import DenseBlock, DenseLayer, Transition, xavier_init_
 from .fpn import FeaturePyramid
 from .heads import HEAD_KINDS, CosineLinear, create_head
 from .kan import KAN, KANLinear, bspline_basis, uniform_knots
+from .state import eval_mode
 
 __all__ = [
     "HEAD_KINDS",
@@ -49,10 +52,12 @@ __all__ = [
     "bspline_basis",
     "check_dims",
     "conv_nd",
+    "conv_norm_act",
     "create_act",
     "create_attn",
     "create_head",
     "drop_path",
+    "eval_mode",
     "max_pool_nd",
     "norm_nd",
     "register_attn",

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .attention import create_attn
-from .conv import conv_nd, create_act, norm_nd
+from .conv import conv_norm_act, create_act
 
 
 def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
@@ -26,9 +26,7 @@ def shortcut(dims: int, in_chans: int, out_chans: int, stride: int) -> nn.Module
     """Identity when shapes match, else a strided 1x1 convolution + batch norm (ResNet 'B')."""
     if stride == 1 and in_chans == out_chans:
         return nn.Identity()
-    return nn.Sequential(
-        conv_nd(dims, in_chans, out_chans, 1, stride=stride), norm_nd(dims, out_chans)
-    )
+    return conv_norm_act(dims, in_chans, out_chans, 1, stride=stride, act=None)
 
 
 class _Residual(nn.Module):
@@ -63,11 +61,8 @@ class BasicBlock(_Residual):
         super().__init__()
         out_chans = planes * self.expansion
         self.branch = nn.Sequential(
-            conv_nd(dims, in_chans, planes, kernel_size, stride=stride),
-            norm_nd(dims, planes),
-            create_act(act),
-            conv_nd(dims, planes, out_chans, kernel_size),
-            norm_nd(dims, out_chans),
+            *conv_norm_act(dims, in_chans, planes, kernel_size, stride=stride, act=act),
+            *conv_norm_act(dims, planes, out_chans, kernel_size, act=None),
         )
         self._finish(dims, in_chans, out_chans, stride, attn, act, drop_path_rate)
 
@@ -85,13 +80,9 @@ class Bottleneck(_Residual):
         width = int(planes * (base_width / 64.0)) * groups
         out_chans = planes * self.expansion
         self.branch = nn.Sequential(
-            conv_nd(dims, in_chans, width, 1),
-            norm_nd(dims, width),
-            create_act(act),
-            conv_nd(dims, width, width, kernel_size, stride=stride, groups=groups),
-            norm_nd(dims, width),
-            create_act(act),
-            conv_nd(dims, width, out_chans, 1),
-            norm_nd(dims, out_chans),
+            *conv_norm_act(dims, in_chans, width, 1, act=act),
+            *conv_norm_act(dims, width, width, kernel_size, stride=stride, groups=groups,
+                           act=act),
+            *conv_norm_act(dims, width, out_chans, 1, act=None),
         )
         self._finish(dims, in_chans, out_chans, stride, attn, act, drop_path_rate)

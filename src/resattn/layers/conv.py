@@ -1,4 +1,5 @@
-"""Convolution, normalisation and pooling chosen by ``dims`` (1 for signals, 2 for images)."""
+"""Convolution, normalisation and pooling chosen by ``dims`` (1 for signals, 2 for images), and
+``conv_norm_act``, the conv -> batch norm -> activation unit every network here is made of."""
 
 from __future__ import annotations
 
@@ -67,3 +68,28 @@ def create_act(name: str = "relu") -> nn.Module:
     if name not in _ACTS:
         raise ConfigError(f"unknown activation {name!r}; expected one of {sorted(_ACTS)}")
     return _ACTS[name](inplace=True) if name in ("relu", "swish", "silu") else _ACTS[name]()
+
+
+def conv_norm_act(
+    dims: int,
+    in_chans: int,
+    out_chans: int,
+    kernel_size: int = 3,
+    stride: int = 1,
+    groups: int = 1,
+    bias: bool = False,
+    padding: int | None = None,
+    norm: bool = True,
+    act: str | None = "relu",
+) -> nn.Sequential:
+    """(B, in_chans, *S) -> (B, out_chans, *S'): ``conv_nd`` -> ``norm_nd`` -> ``create_act``
+    as an ``nn.Sequential`` with children 0, 1, 2; ``norm=False`` or ``act=None`` leaves that
+    step out (conv + act is Keras' ``Conv(activation=...)``; conv + norm a projection
+    shortcut). Unpack it (``*conv_norm_act(...)``) into a larger ``nn.Sequential`` to keep that
+    one's flat parameter names."""
+    layers = [conv_nd(dims, in_chans, out_chans, kernel_size, stride, groups, bias, padding)]
+    if norm:
+        layers.append(norm_nd(dims, out_chans))
+    if act is not None:
+        layers.append(create_act(act))
+    return nn.Sequential(*layers)

@@ -2,10 +2,19 @@
 
 from . import arn_cnn, baselines, densenet1d, fusion, resnet  # noqa: F401  (registration)
 from .arn_cnn import ARN_ABLATIONS, ARNCNN
-from .base import Classifier, HiddenHeadClassifier
+from .base import Classifier, HiddenHeadClassifier, RecordsOptions
 from .densenet1d import DenseClassifier, DenseNet1D, fuse_features
 from .fusion import FPNResNet, HFFSENet, MMFFNet
-from .registry import ModelEntry, create_model, list_models, model_entry, register_model
+from .registry import (
+    ModelEntry,
+    config_of,
+    create_model,
+    list_models,
+    model_entry,
+    register_config,
+    register_model,
+    resolve_config,
+)
 from .resnet import ABLATIONS, ResNet
 
 __all__ = [
@@ -20,10 +29,14 @@ __all__ = [
     "HiddenHeadClassifier",
     "MMFFNet",
     "ModelEntry",
+    "RecordsOptions",
     "ResNet",
+    "config_of",
     "create_model",
     "fuse_features",
     "list_models",
     "model_entry",
+    "register_config",
     "register_model",
+    "resolve_config",
 ]

@@ -44,6 +44,7 @@ from ..errors import ConfigError
 from ..layers import (
     adaptive_avg_pool_nd,
     conv_nd,
+    conv_norm_act,
     create_act,
     create_attn,
     max_pool_nd,
@@ -56,11 +57,10 @@ from .registry import register_config
 
 def conv_act(dims: int, in_chans: int, out_chans: int, kernel_size: int, act: str = "relu",
              padding: int | None = 0) -> nn.Sequential:
-    """Keras ``Conv(activation=act)``: a biased conv (``padding=0`` is Keras 'valid') + act."""
-    return nn.Sequential(
-        conv_nd(dims, in_chans, out_chans, kernel_size, bias=True, padding=padding),
-        create_act(act),
-    )
+    """Keras ``Conv(activation=act)``: ``conv_norm_act`` with a biased conv, no norm
+    (``padding=0`` is Keras 'valid'); children 0 (conv) and 1 (act)."""
+    return conv_norm_act(dims, in_chans, out_chans, kernel_size, bias=True, padding=padding,
+                         norm=False, act=act)
 
 
 class ARNResidualBlock(nn.Module):
@@ -172,7 +172,7 @@ class ARNCNN(HiddenHeadClassifier):
 _PAPER = ("Kavousinejad 2024, An attention-based residual connection CNN for classification "
           "tasks in computer vision (seed 004)")
 
-register_config(
+arn_cnn = register_config(
     "arn_cnn", ARNCNN,
     "ARN-CNN: conv + 1x1-conv attention + one residual block, flatten-GELU-dropout head "
     "(MedNIST 1x64x64, 6 classes)",

@@ -2,13 +2,49 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import torch
 from torch import nn
 
 from ..layers import adaptive_avg_pool_nd, create_head, xavier_init_
 
 
-class Classifier(nn.Module):
+class RecordsOptions(nn.Module):
+    """A module that remembers the options its class was called with, ``init_options``: every
+    keyword with its default filled in, positional arguments by name, ``**kwargs`` flattened;
+    the outermost ``__init__`` wins. A model built from its class directly, not by a registered
+    function, can so still be saved: ``models.registry.config_of`` finds its registered name
+    and resolved config."""
+
+    init_options: dict
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+        signature = inspect.signature(init)
+
+        @functools.wraps(init)
+        def recording_init(self, *args, **kw) -> None:
+            init(self, *args, **kw)
+            bound = signature.bind(self, *args, **kw)
+            bound.apply_defaults()
+            options: dict = {}
+            for name, value in list(bound.arguments.items())[1:]:
+                kind = signature.parameters[name].kind
+                if kind is inspect.Parameter.VAR_KEYWORD:
+                    options.update(value)
+                elif kind is not inspect.Parameter.VAR_POSITIONAL:
+                    options[name] = value
+            self.init_options = options  # after init: an enclosing subclass's call overwrites
+
+        cls.__init__ = recording_init
+
+
+class Classifier(RecordsOptions):
     """Base class: a subclass builds its trunk, sets ``num_features``, then calls ``_init_head``.
 
     ``forward_features``: (B, C_in, *spatial) -> (B, num_features, *spatial') feature map
@@ -36,8 +72,9 @@ class Classifier(nn.Module):
             self.head_kind, self.pre_logits_features, num_classes, self.head_hidden,
             self.drop_rate,
         ))
-        if getattr(self, "config", None) is not None:
-            self.config.update(num_classes=num_classes, head=self.head_kind)
+        for options in (getattr(self, "config", None), getattr(self, "init_options", None)):
+            if options is not None:  # so that a saved model rebuilds with this classifier
+                options.update(num_classes=num_classes, head=self.head_kind)
 
     @property
     def pre_logits_features(self) -> int:

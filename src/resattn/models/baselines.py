@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..layers import conv_nd, create_act, max_pool_nd, norm_nd
+from ..layers import conv_norm_act, max_pool_nd
 from .base import Classifier
 from .registry import register_config
 
@@ -38,10 +38,8 @@ class ConvNet(Classifier):
                 layers.append(max_pool_nd(dims, 3, stride=2, padding=1))
                 continue
             out, kernel, stride = item
-            layers.append(conv_nd(dims, chans, out, kernel, stride=stride, bias=not batch_norm))
-            if batch_norm:
-                layers.append(norm_nd(dims, out))
-            layers.append(create_act(act))
+            layers += conv_norm_act(dims, chans, out, kernel, stride=stride,
+                                    bias=not batch_norm, norm=batch_norm, act=act)
             chans = out
         self.features = nn.Sequential(*layers)
         self._init_head(dims, chans, num_classes, head, head_hidden, drop_rate)
@@ -71,10 +69,8 @@ class Transformer1D(Classifier):
                  dropout: float = 0.1, head: str = "mlp", head_hidden: int = 64,
                  drop_rate: float = 0.0, dims: int = 1) -> None:
         super().__init__()
-        self.patch_embed = nn.Sequential(
-            conv_nd(1, in_chans, d_model, patch, stride=patch, padding=0, bias=True),
-            nn.GELU(),
-        )
+        self.patch_embed = conv_norm_act(1, in_chans, d_model, patch, stride=patch, padding=0,
+                                         bias=True, norm=False, act="gelu")
         layer = nn.TransformerEncoderLayer(
             d_model, num_heads, int(d_model * mlp_ratio), dropout, batch_first=True,
             norm_first=True, activation="gelu",
@@ -90,11 +86,14 @@ class Transformer1D(Classifier):
 
 
 _KAN1D = "Di 2025, ResNetKAN1D (seed 000), Table 2 baseline"
-register_config("cnn1d", ConvNet, "1D-CNN baseline: four conv-BN-ReLU-pool stages",
-                paper=_KAN1D, spec=CNN1D)
-register_config("alexnet1d", ConvNet, "AlexNet-1D baseline (five convs, 11-wide strided stem)",
-                paper=_KAN1D, spec=ALEXNET, batch_norm=False)
-register_config("vgg11_1d", ConvNet, "VGG11-1D baseline (configuration A, with batch norm)",
-                paper=_KAN1D, spec=VGG11)
-register_config("transformer1d", Transformer1D, "Transformer-encoder baseline on conv patches",
-                supports=(1,), paper=_KAN1D)
+cnn1d = register_config("cnn1d", ConvNet, "1D-CNN baseline: four conv-BN-ReLU-pool stages",
+                        paper=_KAN1D, spec=CNN1D)
+alexnet1d = register_config("alexnet1d", ConvNet,
+                            "AlexNet-1D baseline (five convs, 11-wide strided stem)",
+                            paper=_KAN1D, spec=ALEXNET, batch_norm=False)
+vgg11_1d = register_config("vgg11_1d", ConvNet,
+                           "VGG11-1D baseline (configuration A, with batch norm)",
+                           paper=_KAN1D, spec=VGG11)
+transformer1d = register_config("transformer1d", Transformer1D,
+                                "Transformer-encoder baseline on conv patches",
+                                supports=(1,), paper=_KAN1D)

@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..layers import conv_nd, create_act, norm_nd
+from ..layers import conv_norm_act, create_act, norm_nd
 from ..layers.dense import DenseBlock, Transition, xavier_init_
-from .base import HiddenHeadClassifier
+from .base import HiddenHeadClassifier, RecordsOptions
 from .registry import register_config
 
 AETA_FEATURES = 95  # explicit features per week in the paper's AETA data
@@ -80,10 +80,7 @@ class DenseNet1D(HiddenHeadClassifier):
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
-        self.stem = nn.Sequential(
-            conv_nd(dims, in_chans, stem_width, kernel_size), norm_nd(dims, stem_width),
-            create_act(act),
-        )
+        self.stem = conv_norm_act(dims, in_chans, stem_width, kernel_size, act=act)
         stages: list[nn.Module] = []
         chans = stem_width
         for i, count in enumerate(block_layers):
@@ -149,8 +146,7 @@ class DenseClassifier(HiddenHeadClassifier):
             block, Transition(dims, block.out_chans, chans, act, pool=seq_len >= 2)
         ]
         for width in conv_widths:
-            layers += [conv_nd(dims, chans, width, kernel_size), norm_nd(dims, width),
-                       create_act(act)]
+            layers += conv_norm_act(dims, chans, width, kernel_size, act=act)
             chans = width
         self.features = nn.Sequential(*layers)
         fc: list[nn.Module] = []
@@ -169,13 +165,13 @@ class DenseClassifier(HiddenHeadClassifier):
 
 _PAPER = "Zhang et al., Weekly earthquake prediction algorithm based on Dense Net (seed 003)"
 
-register_config(
+densenet1d = register_config(
     "densenet1d", DenseNet1D,
     "1-D DenseNet backbone (Table I): 4 dense blocks of 2 layers, 24/48 channels, weekly "
     "feature series (B, 95, W)",
     supports=(1,), paper=_PAPER,
 )
-register_config(
+densenet1d_classifier = register_config(
     "densenet1d_classifier", DenseClassifier,
     "Decoupled second-stage classifier (Fig. 3): dense block, transition, 3 convs, GAP, "
     "3 fully connected layers (last cosine) on fused backbone + explicit features",
@@ -196,14 +192,13 @@ def _classifier(kind: str, in_chans: int, seq_len: int, num_classes: int) -> nn.
         return nn.Sequential(nn.Flatten(), nn.Linear(in_chans * seq_len, num_classes))
     if kind == "cnn":
         return nn.Sequential(
-            conv_nd(1, in_chans, 64, 3), norm_nd(1, 64), create_act("relu"),
-            conv_nd(1, 64, 64, 3), norm_nd(1, 64), create_act("relu"),
+            *conv_norm_act(1, in_chans, 64, 3), *conv_norm_act(1, 64, 64, 3),
             nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(64, num_classes),
         )
     raise ConfigError(f"classifier must be one of {list(CLASSIFIERS)}, got {kind!r}")
 
 
-class DecoupledDenseNet(nn.Module):
+class DecoupledDenseNet(RecordsOptions):
     """Seed 003's whole predictor, trained in two stages (Kang et al.).
 
     Stage 1 (``set_stage(1)``): backbone + its one linear layer on (B, in_chans, window), all
@@ -260,7 +255,7 @@ class DecoupledDenseNet(nn.Module):
         return self.classifier(self.fused(x))
 
 
-register_config(
+decoupled_densenet1d = register_config(
     "decoupled_densenet1d", DecoupledDenseNet,
     "Seed 003 predictor: DenseNet-1D backbone (stage 1) + classifier on [implicit | explicit] "
     "features (stage 2, frozen backbone, class-balanced)",

@@ -327,17 +327,17 @@ class MMFFNet(Classifier):
 
 # ----------------------------------------------------------------------------- registrations
 
-register_config(
+fpn_resnet50 = register_config(
     "fpn_resnet50", FPNResNet,
     "FPN-ResNet50: feature pyramid on the four stages, P2..P5 pooled and concatenated",
     paper=_REVIEW, depth=50,
 )
-register_config(
+hff_senet = register_config(
     "hff_senet", HFFSENet,
     "HFF-SEnet: ResNet-50 with a 1x1-conv, 3x3-conv, sigmoid-gate HFF module after each stage",
     paper=_REVIEW, depth=50,
 )
-register_config(
+m_mffnet = register_config(
     "m_mffnet", MMFFNet,
     "M-MFFnet: two inputs, a ResNet-50 trunk each, last maps fused by 1x1 convs; "
     "model(x_a, x_b)",

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..layers import BasicBlock, Bottleneck, conv_nd, create_act, max_pool_nd, norm_nd
+from ..layers import BasicBlock, Bottleneck, conv_norm_act, max_pool_nd
 from .base import Classifier
 from .registry import register_config
 
@@ -74,9 +74,7 @@ class ResNet(Classifier):
         block_name, layers = DEPTHS[depth]
         block = BLOCKS[block_name]
         self.stem = nn.Sequential(
-            conv_nd(dims, in_chans, stem_width, stem_kernel, stride=2),
-            norm_nd(dims, stem_width),
-            create_act(act),
+            *conv_norm_act(dims, in_chans, stem_width, stem_kernel, stride=2, act=act),
             max_pool_nd(dims, 3, stride=2, padding=1),
         )
         n_blocks, done = sum(layers), 0
@@ -137,6 +135,7 @@ resnet.extra_options = {
     name: p.default for name, p in inspect.signature(ResNet).parameters.items()
     if p.default is not inspect.Parameter.empty
 }
+resnet.builds = (ResNet,)  # a ResNet built from its class is saved under a resnet* name
 
 _REF = ("He et al. 2016 (ResNet); the backbone of seeds 000 (1-D ResNet-18), 001 (ResNet-50) "
         "and 002 (ResNet-18, facial expressions)")
@@ -164,13 +163,13 @@ for _name, _description, _options in [
 ]:
     register_config(_name, resnet, _description, paper=_REVIEW, **{"depth": 50, **_options})
 
-register_config(
+resnet18_1d = register_config(
     "resnet18_1d", ResNet,
     "1-D ResNet-18 with an MLP head for 3-component waveforms: the Table 2 baseline and the base "
     "of every Table 3 ablation (set attn and head)",
     supports=(1,), paper=_KAN1D, depth=18, dims=1, in_chans=3, num_classes=2, head="mlp",
 )
-register_config(
+resnetkan1d = register_config(
     "resnetkan1d", ResNet,
     "ResNetKAN1D: 1-D ResNet-18 with dual (channel + spatial) attention in every block and a "
     "B-spline KAN head",

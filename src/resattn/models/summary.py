@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..layers import KANLinear
+from ..layers import KANLinear, eval_mode
 
 DEFAULT_INPUT = {1: (5000,), 2: (224, 224)}
 
@@ -61,15 +61,12 @@ def summarize(model: nn.Module, input_shape: Sequence[int]) -> dict:
     # A two-input model (M-MFFnet: num_inputs 2, in_chans per modality) gets one tensor each.
     chans = model.in_chans if getattr(model, "num_inputs", 1) > 1 else (input_shape[0],)
     inputs = [torch.zeros(1, c, *input_shape[1:]) for c in chans]
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(model):
             out = model(*inputs)
     finally:
         for h in hooks:
             h.remove()
-        model.train(was_training)
     return {
         "params": sum(p.numel() for p in model.parameters()),
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),

@@ -37,6 +37,7 @@ from torch import nn
 
 from ..errors import ConfigError, DataError
 from ..io import atomic_write_bytes
+from ..layers.state import eval_mode
 
 EXPORTERS = ("torchscript", "dynamo")
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
@@ -67,17 +68,6 @@ def sample_shape(model: nn.Module, input_shape: Sequence[int]) -> tuple[int, ...
     form = ", ".join(("C", *spatial))
     raise ConfigError(f"input shape {shape}: model {_model_name(model)!r} is {dims}-D and takes "
                       f"({form}) or (B, {form}), got rank {len(shape)}")
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Run with the model in eval mode, restoring its mode afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ from torch import nn
 from ..engine.checkpoint import PRUNED, save_model
 from ..engine.trainer import TrainConfig
 from ..errors import ConfigError
+from ..layers.state import eval_mode
 from ..models.summary import summarize
 from ..pretrained import load_any
 from ..tasks import task_of
@@ -48,9 +49,8 @@ def prune_step(model: nn.Module, input_shape: Sequence[int], ratio: float) -> nn
 
     if not 0 < ratio < 1:
         raise ConfigError(f"pruning ratio must be in (0, 1), got {ratio}")
-    model.eval()
     example = torch.randn(1, *input_shape)
-    with _plain_head(model) as stand_in:
+    with eval_mode(model), _plain_head(model) as stand_in:
         ignored = [m for m in (stand_in, getattr(model, "fc", None)) if isinstance(m, nn.Module)]
         pruner = tp.pruner.MetaPruner(model, example,
                                       importance=tp.importance.GroupMagnitudeImportance(p=2),
