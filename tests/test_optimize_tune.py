@@ -144,8 +144,8 @@ def test_config_search_section_is_read(squares: Path, tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- objective
 def test_trial_trains_in_stages_exactly_like_one_run(squares: Path, tmp_path: Path) -> None:
     """A trial is one fit whose pruning callback sees every epoch (once each epoch was its
-    own resumed call); it must give the very run a plain training gives, with the ARN recipe's dwell and plateau
-    state carried over, and every epoch reported to the trial."""
+    own resumed call); it must give the very run a plain training gives, with the ARN
+    recipe's dwell and plateau state carried over, and every epoch reported to the trial."""
     recipe = {"preset": "arn-mednist", "batch_size": 8}
     exp = _experiment(squares, epochs=3, recipe=recipe)
     study = run_study(exp, {"lr": [3e-3]}, n_trials=1, out=tmp_path / "tune", pruner="none")

@@ -20,6 +20,7 @@ from ..contracts import contract_from_meta
 from ..errors import DataError
 from ..eval.uncertainty import mc_dropout_predict, predictive_entropy
 from ..explain.gradcam import grad_cam
+from ..layers import eval_mode
 from ..pretrained import load_any
 from .base import Task
 from .registry import task_of
@@ -53,8 +54,7 @@ def _predict_batch(net: nn.Module, x: torch.Tensor, files: Sequence[str | Path],
                    stems: Sequence[str], names: list[str], task: Task,
                    cam_dir: str | Path | None, mc_samples: int, cam_method: str,
                    seed: int) -> list[dict]:
-    net.eval()
-    with torch.no_grad():
+    with torch.no_grad(), eval_mode(net):
         probs = torch.softmax(net(x).float(), dim=1)
     _, mc_std = mc_dropout_predict(net, x, n_samples=mc_samples, seed=seed)
     top = probs.argmax(1)

@@ -26,6 +26,7 @@ from ..engine.trainer import TrainConfig
 from ..errors import ConfigError
 from ..eval.metrics import classification_metrics
 from ..explain.gradcam import plot_waveform_cam
+from ..layers import eval_mode
 from ..io import atomic_write_text, read_json
 from ..options import option
 from ..pretrained import load_any
@@ -131,8 +132,8 @@ def score(model: nn.Module, windows: WaveformWindows, precision: str = "fp32",
 def strongest_window(net: nn.Module, windows: torch.Tensor) -> int:
     """Index of the window least like class 0 (the background class, e.g. noise): a detector
     scanning a long record reports where the signal is."""
-    with torch.no_grad():
-        probs = torch.softmax(net.eval()(windows).float(), dim=1)
+    with torch.no_grad(), eval_mode(net):
+        probs = torch.softmax(net(windows).float(), dim=1)
     return int(torch.argmax(1 - probs[:, 0]))
 
 
