@@ -17,7 +17,6 @@ naming the file and the key.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import difflib
 import re
 from collections.abc import Mapping
@@ -25,19 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..engine.recipes import PRESETS
 from ..engine.trainer import TrainConfig, preset_config
 from ..errors import CheckpointError, ConfigError
 from ..io import read_json
-from ..options import coerce, from_mapping, option, type_hints, unknown_keys
+from ..options import coerce, unknown_keys
 from ..tasks import Task, get_task, task_names
+from .sections import Quick, known_name, parse_quick, recipe_fields, task_options
 
 TASKS = [get_task(name) for name in task_names()]
 SECTIONS = tuple(dict.fromkeys(t.section for t in TASKS))  # waveform, image, forecast
 ROOT_KEYS = {"name", "paper", "task", "data", "seeds", "epochs", "recipe", "metrics",
              "per_class", "baseline", "cells", "quick", "caveats", "search", *SECTIONS}
 CELL_KEYS = {"name", "model", "options", "published", "init", "reference", "of"}
-SET_BY_EXPERIMENT = {"epochs": "the experiment's epochs", "seed": "the run's seed (seeds)"}
 
 
 @dataclass
@@ -56,16 +54,6 @@ class Cell:
     @property
     def slug(self) -> str:
         return re.sub(r"[^A-Za-z0-9]+", "-", self.name).strip("-").lower() or "cell"
-
-
-@dataclass
-class Quick:
-    """``quick:``: what ``--quick`` changes so that a run finishes in minutes. The task's
-    section name (e.g. ``forecast:``) may hold overrides of that section too."""
-
-    epochs: int = option(1, "Epochs of every run.")
-    seeds: int = option(1, "Seeds per cell.")
-    max_per_class: int | None = option(None, "Image tasks: the image section's max_per_class.")
 
 
 @dataclass
@@ -175,9 +163,9 @@ class Experiment:
             raise ConfigError(f"{where}metrics: name at least one metric, e.g. "
                               f"{task.metric_names[0]}")
         for i, name in enumerate(self.metrics):
-            _known(name, task.metric_names, f"{where}metrics[{i}]", f"{task.name} metric")
+            known_name(name, task.metric_names, f"{where}metrics[{i}]", f"{task.name} metric")
         if self.per_class is not None:
-            _known(self.per_class, task.per_class_metrics, f"{where}per_class",
+            known_name(self.per_class, task.per_class_metrics, f"{where}per_class",
                    f"{task.name} per-class metric")
         self._check_cells(task)
         if self.baseline is not None:
@@ -195,14 +183,14 @@ class Experiment:
             for key in cell.published:
                 metric, _, cls = str(key).partition("/")
                 known = task.per_class_metrics if cls else task.metric_names
-                _known(metric, known, f"{at}.published.{key}", f"{task.name} metric")
+                known_name(metric, known, f"{at}.published.{key}", f"{task.name} metric")
             if cell.reference is None:
                 cell.options = task.cell_options(cell.model, cell.options, at)
                 for link in task.cell_links:
                     if link in cell.options:
                         self._check_link(i, cell.options[link], f"{at}.options.{link}")
                 continue
-            _known(cell.reference, task.reference_names, f"{at}.reference",
+            known_name(cell.reference, task.reference_names, f"{at}.reference",
                    f"{task.name} reference method")
             source = cell.of or self.baseline
             if source is None:
@@ -217,71 +205,6 @@ class Experiment:
             raise ConfigError(f"{where}: {name!r} is not a trained cell; cells: {names}")
         if index is not None and [c.name for c in self.cells].index(name) >= index:
             raise ConfigError(f"{where}: cell {name!r} must come before the cell that uses it")
-
-
-def _known(name: Any, known: tuple[str, ...], where: str, what: str) -> None:
-    if name not in known:
-        close = difflib.get_close_matches(str(name), list(known), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"{where}: unknown {what} {name!r}{hint}; expected one of "
-                          f"{list(known)}")
-
-
-def task_options(task: Task, mapping: Any, where: str) -> Any:
-    """A task section as the task's options; the fields the experiment sets are refused."""
-    mapping = {} if mapping is None else mapping
-    if isinstance(mapping, Mapping):
-        for key in task.set_by_experiment:
-            if key in mapping:
-                why = SET_BY_EXPERIMENT.get(key, "each cell's options")
-                raise ConfigError(f"{where}.{key}: set by {why}, not here")
-    try:
-        return from_mapping(task.options_type, _iso_dates(mapping), where)
-    except ConfigError as exc:
-        raise ConfigError(str(exc) if str(exc).startswith(where) else f"{where}: {exc}") \
-            from None
-
-
-def _iso_dates(value: Any) -> Any:
-    """YAML reads an unquoted 2008-01-01 as a date: give it back as the ISO string."""
-    if isinstance(value, Mapping):
-        return {k: _iso_dates(v) for k, v in value.items()}
-    return value.isoformat() if isinstance(value, datetime.date) else value
-
-
-def recipe_fields(recipe: Any, where: str) -> dict:
-    """``recipe:`` checked: TrainConfig fields (not epochs or seed) and a ``preset`` name."""
-    if not isinstance(recipe, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, got {recipe!r}")
-    for key in SET_BY_EXPERIMENT:
-        if key in recipe:
-            raise ConfigError(f"{where}.{key}: set by {SET_BY_EXPERIMENT[key]}, not here")
-    names = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in SET_BY_EXPERIMENT]
-    unknown_keys(recipe, [*names, "preset"], where)
-    hints = type_hints(TrainConfig)
-    out = {k: coerce(v, hints[k], f"{where}.{k}") for k, v in recipe.items() if k != "preset"}
-    if "preset" in recipe:
-        _known(recipe["preset"], tuple(sorted(PRESETS)), f"{where}.preset", "preset")
-        out["preset"] = recipe["preset"]
-    return out
-
-
-def parse_quick(quick: Any, task: Task, where: str) -> tuple[Quick, dict]:
-    """``quick:`` as :class:`Quick` and the overrides of the task's section it holds (checked
-    against the merged section)."""
-    if not isinstance(quick, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, got {quick!r}")
-    quick = dict(quick)
-    overrides = _iso_dates(quick.pop(task.section, None) or {})
-    unknown_keys(quick, [f.name for f in dataclasses.fields(Quick)] + [task.section], where)
-    q = from_mapping(Quick, quick, where)
-    if q.max_per_class is not None:
-        if "max_per_class" not in {f.name for f in dataclasses.fields(task.options_type)}:
-            raise ConfigError(f"{where}.max_per_class: the {task.name} task has no "
-                              "max_per_class option")
-        overrides = {**overrides, "max_per_class": q.max_per_class}
-    task_options(task, overrides, f"{where}.{task.section}")
-    return q, overrides
 
 
 def _resolve_data(value: str, source: Path) -> Path:
