@@ -1,32 +1,55 @@
 """Experiment configs: one YAML file per paper table (``configs/*.yaml``).
 
-A config names the task (``waveform`` or ``image``), the data, the recipe, the seeds and the
-cells (a model with options, optionally fine-tuned from trained weights: ``init``), and carries
-the paper's published figures per cell so that the report can set ours beside them. ``quick``
-overrides (epochs, seeds, ``max_per_class``) make a run that finishes in minutes.
+A config names the task (``waveform``, ``image``, ``forecast`` or a canonical task name), the
+data (a path, or for forecasting a list of catalogues), the recipe, the seeds and the cells (a
+model with options, optionally fine-tuned from trained weights: ``init``; or a ``reference``
+method read from another cell's runs), and carries the paper's published figures per cell so
+that the report can set ours beside them. ``quick`` overrides (epochs, seeds,
+``max_per_class``, the task's section) make a run that finishes in minutes.
+
+Every section is typed: the task's section is the task's ``options_type``, ``recipe`` holds
+``TrainConfig`` fields (and a ``preset``), ``quick`` is :class:`Quick`, ``metrics``,
+``per_class`` and ``published`` name what the task's summaries hold. :meth:`Experiment.check`
+(called by :func:`load_experiment`) reports the first mistake as one ``ConfigError`` line
+naming the file and the key.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from ..engine.trainer import TrainConfig, preset_config
 from ..errors import CheckpointError, ConfigError
 from ..io import read_json
+from ..options import coerce, unknown_keys
+from ..tasks import Task, get_task, task_names
+from .sections import Quick, known_name, parse_quick, recipe_fields, task_options
 
-TASKS = ("waveform", "image")
-ROOT_KEYS = {"name", "paper", "task", "data", "seeds", "epochs", "recipe", "waveform", "image",
-             "metrics", "per_class", "baseline", "cells", "quick", "caveats", "search"}
+TASKS = [get_task(name) for name in task_names()]
+SECTIONS = tuple(dict.fromkeys(t.section for t in TASKS))  # waveform, image, forecast
+ROOT_KEYS = {"name", "paper", "task", "data", "seeds", "epochs", "recipe", "metrics",
+             "per_class", "baseline", "cells", "quick", "caveats", "search", *SECTIONS}
+CELL_KEYS = {"name", "model", "options", "published", "init", "reference", "of"}
 
 
 @dataclass
 class Cell:
+    """One row of a table: ``model`` trained with ``options`` (from ``init``'s weights if
+    set), or a ``reference`` method scored in the runs of the cell ``of``."""
+
     name: str
     model: str
     options: dict = field(default_factory=dict)
     published: dict = field(default_factory=dict)
     init: str | None = None  # shipped model name or checkpoint to fine-tune from
+    reference: str | None = None  # a task's reference method (Task.reference_names)
+    of: str | None = None  # the cell whose runs score that reference
 
     @property
     def slug(self) -> str:
@@ -37,7 +60,7 @@ class Cell:
 class Experiment:
     name: str
     task: str
-    data: Path
+    data: Path | list[Path]
     cells: list[Cell]
     paper: str = ""
     seeds: int = 3
@@ -45,6 +68,7 @@ class Experiment:
     recipe: dict = field(default_factory=dict)
     waveform: dict = field(default_factory=dict)
     image: dict = field(default_factory=dict)
+    forecast: dict = field(default_factory=dict)
     metrics: list[str] = field(default_factory=lambda: ["accuracy", "f1"])
     per_class: str | None = None  # e.g. "recall": per-class sensitivity in the tables
     baseline: str | None = None
@@ -53,20 +77,134 @@ class Experiment:
     search: dict = field(default_factory=dict)  # hyper-parameter space for `resattn tune`
     source: Path | None = None
 
+    # ------------------------------------------------------------------ typed views
+    @property
+    def where(self) -> str:
+        """Error prefix: the config file."""
+        return f"{self.source}: " if self.source else ""
+
+    @property
+    def registered_task(self) -> Task:
+        return get_task(self.task, f"{self.where}task")
+
+    @property
+    def options(self) -> Any:
+        """The task's section as its ``options_type``."""
+        task = self.registered_task
+        return task_options(task, getattr(self, task.section), f"{self.where}{task.section}")
+
+    @property
+    def quick_options(self) -> Quick:
+        return parse_quick(self.quick, self.registered_task, f"{self.where}quick")[0]
+
+    def train_config(self, seed: int) -> TrainConfig:
+        """The recipe of one run: a named preset with overrides, or TrainConfig fields, with
+        the experiment's epochs and the run's seed."""
+        recipe = recipe_fields(self.recipe, f"{self.where}recipe")
+        preset = recipe.pop("preset", None)
+        fields = {**recipe, "epochs": self.epochs, "seed": seed}
+        return preset_config(preset, **fields) if preset else TrainConfig(**fields)
+
+    @property
+    def data_paths(self) -> list[Path]:
+        return list(self.data) if isinstance(self.data, list | tuple) else [self.data]
+
     def quick_version(self) -> Experiment:
-        """The config with its ``quick`` overrides applied (epochs, seeds, max_per_class)."""
-        q = self.quick
-        image = {**self.image, **({"max_per_class": q["max_per_class"]}
-                                  if "max_per_class" in q else {})}
-        return Experiment(**{**self.__dict__, "epochs": q.get("epochs", 1),
-                             "seeds": q.get("seeds", 1), "image": image})
+        """The config with its ``quick`` overrides applied (epochs, seeds, the section)."""
+        task = self.registered_task
+        q, overrides = parse_quick(self.quick, task, f"{self.where}quick")
+        section = {**getattr(self, task.section), **overrides}
+        return dataclasses.replace(self, epochs=q.epochs, seeds=q.seeds,
+                                   **{task.section: section})
 
     def cell(self, name: str) -> Cell:
         for c in self.cells:
             if c.name == name:
                 return c
-        raise ConfigError(f"{self.source}: no cell named {name!r}; cells: "
+        raise ConfigError(f"{self.where}no cell named {name!r}; cells: "
                           f"{[c.name for c in self.cells]}")
+
+    def trained_cells(self) -> list[Cell]:
+        """The cells that train (reference cells read another cell's runs)."""
+        return [c for c in self.cells if c.reference is None]
+
+    # ------------------------------------------------------------------ checks
+    def check(self) -> Experiment:
+        """Every section checked against the task; the first mistake is a ConfigError naming
+        the file and the key. Returns self."""
+        where = self.where
+        task = self.registered_task
+        for key, hint in (("name", str), ("paper", str), ("seeds", int), ("epochs", int),
+                          ("caveats", str), ("per_class", str | None),
+                          ("baseline", str | None), ("metrics", list[str])):
+            coerce(getattr(self, key), hint, f"{where}{key}")
+        if self.seeds < 1 or self.epochs < 1:
+            raise ConfigError(f"{where}seeds and epochs must be >= 1")
+        for section in SECTIONS:
+            if section != task.section and getattr(self, section):
+                raise ConfigError(f"{where}{section}: the {task.name} task reads no {section} "
+                                  f"section (its options are {task.section}:)")
+        task_options(task, getattr(self, task.section), f"{where}{task.section}")
+        if self.recipe and not task.takes_recipe:
+            raise ConfigError(f"{where}recipe: the {task.name} task takes its recipe from its "
+                              f"{task.section} section; remove recipe")
+        try:
+            self.train_config(0).validate()
+        except ConfigError as exc:
+            text = str(exc)
+            raise ConfigError(text if text.startswith(f"{where}recipe") else
+                              f"{where}recipe: {text}") from None
+        q, _ = parse_quick(self.quick, task, f"{where}quick")
+        if q.epochs < 1 or q.seeds < 1:
+            raise ConfigError(f"{where}quick: epochs and seeds must be >= 1")
+        if not isinstance(self.search, Mapping):
+            raise ConfigError(f"{where}search: expected a mapping, got {self.search!r}")
+        if not self.metrics:
+            raise ConfigError(f"{where}metrics: name at least one metric, e.g. "
+                              f"{task.metric_names[0]}")
+        for i, name in enumerate(self.metrics):
+            known_name(name, task.metric_names, f"{where}metrics[{i}]", f"{task.name} metric")
+        if self.per_class is not None:
+            known_name(self.per_class, task.per_class_metrics, f"{where}per_class",
+                   f"{task.name} per-class metric")
+        self._check_cells(task)
+        if self.baseline is not None:
+            self.cell(self.baseline)
+        return self
+
+    def _check_cells(self, task: Task) -> None:
+        if not self.cells:
+            raise ConfigError(f"{self.where}cells is empty")
+        names = [c.name for c in self.cells]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{self.where}cell names must be unique, got {names}")
+        for i, cell in enumerate(self.cells):
+            at = f"{self.where}cells[{i}]"
+            for key in cell.published:
+                metric, _, cls = str(key).partition("/")
+                known = task.per_class_metrics if cls else task.metric_names
+                known_name(metric, known, f"{at}.published.{key}", f"{task.name} metric")
+            if cell.reference is None:
+                cell.options = task.cell_options(cell.model, cell.options, at)
+                for link in task.cell_links:
+                    if link in cell.options:
+                        self._check_link(i, cell.options[link], f"{at}.options.{link}")
+                continue
+            known_name(cell.reference, task.reference_names, f"{at}.reference",
+                   f"{task.name} reference method")
+            source = cell.of or self.baseline
+            if source is None:
+                raise ConfigError(f"{at}.of: name the cell whose runs score "
+                                  f"{cell.reference!r} (there is no baseline cell)")
+            self._check_link(None, source, f"{at}.of")
+
+    def _check_link(self, index: int | None, name: Any, where: str) -> None:
+        """``name`` must be a trained cell listed before cell ``index`` (None: anywhere)."""
+        names = [c.name for c in self.trained_cells()]
+        if name not in names:
+            raise ConfigError(f"{where}: {name!r} is not a trained cell; cells: {names}")
+        if index is not None and [c.name for c in self.cells].index(name) >= index:
+            raise ConfigError(f"{where}: cell {name!r} must come before the cell that uses it")
 
 
 def _resolve_data(value: str, source: Path) -> Path:
@@ -77,6 +215,15 @@ def _resolve_data(value: str, source: Path) -> Path:
         return p
     candidates = [source.parent.parent / p, source.parent / p, Path.cwd() / p]
     return next((c.resolve() for c in candidates if c.exists()), candidates[0].resolve())
+
+
+def _data(value: Any, source: Path) -> Path | list[Path]:
+    """``data:`` a path, or a list of paths (forecasting: catalogues read together)."""
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return [_resolve_data(v, source) for v in value]
+    if not isinstance(value, str):
+        raise ConfigError(f"{source}: data: expected a path or a list of paths, got {value!r}")
+    return _resolve_data(value, source)
 
 
 def _resolve_init(cell: dict, source: Path, where: str) -> str | None:
@@ -100,6 +247,33 @@ def _resolve_init(cell: dict, source: Path, where: str) -> str | None:
     return str(value) if shipped else str(path.resolve())
 
 
+def _cell(c: Any, i: int, path: Path) -> Cell:
+    at = f"{path}: cells[{i}]"
+    if isinstance(c, dict) and "reference" in c:
+        unknown_keys(c, ["name", "reference", "of", "published"], at)
+        if "name" not in c:
+            raise ConfigError(f"{at} needs a name")
+        return Cell(str(c["name"]), str(c["reference"]),
+                    published=_mapping(c.get("published"), f"{at}.published"),
+                    reference=c["reference"], of=c.get("of"))
+    if not isinstance(c, dict) or "name" not in c or "model" not in c:
+        raise ConfigError(f"{path}: cells[{i}] needs a name and a model")
+    extra = set(c) - CELL_KEYS
+    if extra:
+        raise ConfigError(f"{path}: cells[{i}] has unknown field(s) {sorted(extra)}")
+    return Cell(str(c["name"]), c["model"], _mapping(c.get("options"), f"{at}.options"),
+                _mapping(c.get("published"), f"{at}.published"),
+                _resolve_init(c, path, f"cells[{i}].init"))
+
+
+def _mapping(value: Any, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+    return dict(value)
+
+
 def read_yaml(path: str | Path, what: str = "config file"):
     """The parsed YAML of ``path``; a missing file or bad YAML is a ConfigError naming it."""
     import yaml
@@ -121,33 +295,27 @@ def load_experiment(path: str | Path) -> Experiment:
         raise ConfigError(f"{path}: expected a mapping at the top level")
     unknown = set(raw) - ROOT_KEYS
     if unknown:
-        raise ConfigError(f"{path}: unknown field(s) {sorted(unknown)}; expected "
+        first = sorted(unknown)[0]
+        close = difflib.get_close_matches(str(first), sorted(ROOT_KEYS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{path}: unknown field(s) {sorted(unknown)}{hint}; expected "
                           f"{sorted(ROOT_KEYS)}")
     for key in ("name", "task", "data", "cells"):
         if key not in raw:
             raise ConfigError(f"{path}: missing field {key!r}")
-    if raw["task"] not in TASKS:
-        raise ConfigError(f"{path}: task must be one of {list(TASKS)}, got {raw['task']!r}")
-    cells = []
-    for i, c in enumerate(raw["cells"] or []):
-        if not isinstance(c, dict) or "name" not in c or "model" not in c:
-            raise ConfigError(f"{path}: cells[{i}] needs a name and a model")
-        extra = set(c) - {"name", "model", "options", "published", "init"}
-        if extra:
-            raise ConfigError(f"{path}: cells[{i}] has unknown field(s) {sorted(extra)}")
-        cells.append(Cell(str(c["name"]), c["model"], dict(c.get("options") or {}),
-                          dict(c.get("published") or {}),
-                          _resolve_init(c, path, f"cells[{i}].init")))
-    if not cells:
-        raise ConfigError(f"{path}: cells is empty")
-    names = [c.name for c in cells]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{path}: cell names must be unique, got {names}")
+    try:
+        get_task(str(raw["task"]))
+    except ConfigError:
+        spellings = sorted(n for t in TASKS for n in (t.name, *t.aliases))
+        raise ConfigError(f"{path}: task must be one of {spellings}, got {raw['task']!r}") \
+            from None
+    if not isinstance(raw["cells"], list):
+        raise ConfigError(f"{path}: cells: expected a list of cells, got {raw['cells']!r}")
+    cells = [_cell(c, i, path) for i, c in enumerate(raw["cells"])]
+    sections = {k: _mapping(raw.get(k), f"{path}: {k}") for k in
+                ("recipe", "quick", "search", *SECTIONS) if k in raw}
     exp = Experiment(**{**{k: v for k, v in raw.items() if k not in ("cells", "data")},
-                        "cells": cells, "data": _resolve_data(str(raw["data"]), path),
+                        **sections, "cells": cells, "data": _data(raw["data"], path),
                         "source": path})
-    if exp.baseline is not None:
-        exp.cell(exp.baseline)
-    if exp.seeds < 1 or exp.epochs < 1:
-        raise ConfigError(f"{path}: seeds and epochs must be >= 1")
-    return exp
+    return exp.check()
+

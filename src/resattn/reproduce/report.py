@@ -5,6 +5,7 @@ self-contained HTML page (plots embedded as base64 PNG) that a reviewer reads wi
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import math
 from pathlib import Path
@@ -14,15 +15,15 @@ from torch.utils.data import Subset
 
 from ..engine.provenance import environment
 from ..engine.tracking import read_log
-from ..io import atomic_write_text, read_json
+from ..errors import ConfigError
+from ..io import atomic_write_text, jsonable, read_json
 from ..report import markdown_table, new_figure, save_figure
-from ..tasks import task_of
-from .config import Experiment
+from .config import Cell, Experiment
 from .runner import DONE, run_dir
 
 
-def _seed_metrics(summary: dict, per_class: str | None) -> dict[str, float]:
-    test = summary["test"]
+def _seed_metrics(test: dict, per_class: str | None) -> dict[str, float]:
+    """The scalar metrics of one run's scores, and ``per_class`` ones as ``key/class``."""
     out = {k: float(v) for k, v in test.items()
            if isinstance(v, int | float) and not isinstance(v, bool) and k != "n"}
     if per_class:
@@ -48,14 +49,38 @@ def paired_test(ours: list[float], base: list[float]) -> dict | None:
             "n": len(diff)}
 
 
+def source_cell(exp: Experiment, cell: Cell) -> Cell:
+    """The cell whose runs hold ``cell``'s scores: itself, or for a reference method the
+    cell it is read from (``of``, default the baseline)."""
+    return cell if cell.reference is None else exp.cell(cell.of or exp.baseline)
+
+
+def cell_scores(exp: Experiment, cell: Cell, summary: dict) -> dict:
+    """``cell``'s test metrics in a run's summary, as the task lays them out."""
+    task = exp.registered_task
+    if cell.reference is None:
+        return task.cell_metrics(summary)
+    refs = task.reference_metrics(summary)
+    if cell.reference not in refs:
+        raise ConfigError(f"{exp.where}cell {cell.name!r}: the runs of "
+                          f"{source_cell(exp, cell).name!r} score no {cell.reference!r} "
+                          f"(they hold {sorted(refs)})")
+    return refs[cell.reference]
+
+
+def _summaries(exp: Experiment, out: Path, cell: Cell) -> list[dict]:
+    source = source_cell(exp, cell)
+    return [read_json(run_dir(out, source, s) / DONE) for s in range(exp.seeds)
+            if (run_dir(out, source, s) / DONE).exists()]
+
+
 def aggregate(exp: Experiment, out: Path, quick: bool = False) -> dict:
     """``results.json``: per cell the seeds' metrics (mean, std with ddof 1), the published
     figures and a paired comparison against the baseline cell."""
     cells, per_seed = [], {}
     for cell in exp.cells:
-        runs = [read_json(run_dir(out, cell, s) / DONE) for s in range(exp.seeds)
-                if (run_dir(out, cell, s) / DONE).exists()]
-        values = [_seed_metrics(r, exp.per_class) for r in runs]
+        runs = _summaries(exp, out, cell)
+        values = [_seed_metrics(cell_scores(exp, cell, r), exp.per_class) for r in runs]
         per_seed[cell.name] = values
         keys = sorted(set().union(*values)) if values else []
         metrics = {}
@@ -66,9 +91,11 @@ def aggregate(exp: Experiment, out: Path, quick: bool = False) -> dict:
                           "values": v.tolist()}
         cells.append({"name": cell.name, "model": cell.model, "options": cell.options,
                       "init": cell.init,
+                      **({"reference": cell.reference, "of": source_cell(exp, cell).name}
+                         if cell.reference else {}),
                       "n_seeds": len(runs), "metrics": metrics, "published": cell.published,
-                      "epochs_run": [r["epochs_run"] for r in runs],
-                      "best_epoch": [r["best_epoch"] for r in runs]})
+                      "epochs_run": [r.get("epochs_run") for r in runs],
+                      "best_epoch": [r.get("best_epoch") for r in runs]})
     if exp.baseline:
         base = per_seed[exp.baseline]
         for c in cells:
@@ -77,8 +104,9 @@ def aggregate(exp: Experiment, out: Path, quick: bool = False) -> dict:
                                 if all(k in m for m in per_seed[c["name"]] + base)}
     timings = read_json(out / "timings.json") if (out / "timings.json").exists() else {}
     return {"experiment": exp.name, "paper": exp.paper, "task": exp.task,
-            "data": str(exp.data), "mode": "quick" if quick else "full",
+            "data": ", ".join(map(str, exp.data_paths)), "mode": "quick" if quick else "full",
             "seeds": exp.seeds, "epochs": exp.epochs, "recipe": exp.recipe,
+            "task_options": jsonable(dataclasses.asdict(exp.options)),
             "baseline": exp.baseline, "metrics": exp.metrics, "cells": cells,
             "complete": all(c["n_seeds"] == exp.seeds for c in cells),
             "wall_seconds": round(sum(timings.values()), 1), "caveats": exp.caveats,
@@ -100,9 +128,9 @@ def runs_environment(exp: Experiment, out: Path) -> dict:
     """Where the runs were trained (from their checkpoints' provenance, not from the machine
     that writes the report): each field's distinct values, joined by ' / ' when they differ."""
     seen: dict[str, list] = {k: [] for k in ENV_KEYS}
-    for cell in exp.cells:
+    for cell in exp.trained_cells():
         for seed in range(exp.seeds):
-            meta = run_dir(out, cell, seed) / "model.json"
+            meta = exp.registered_task.training_dir(run_dir(out, cell, seed)) / "model.json"
             env = read_json(meta).get("environment", {}) if meta.exists() else {}
             env = {**env, "git_commit": short_commit(env.get("git_commit"))}
             for k in ENV_KEYS:
@@ -162,8 +190,9 @@ def _ablation_chart(results: dict, key: str, path: Path) -> Path:
 def _curves(exp: Experiment, out: Path, path: Path) -> Path:
     fig = new_figure((7.0, 3.6))
     ax = fig.add_subplot()
-    for cell in exp.cells:
-        rows = read_log(run_dir(out, cell, 0) / "metrics.jsonl")
+    for cell in exp.trained_cells():
+        run = exp.registered_task.training_dir(run_dir(out, cell, 0))
+        rows = read_log(run / "metrics.jsonl")
         if rows:
             ax.plot([r["epoch"] for r in rows], [r["val_loss"] for r in rows], marker=".",
                     label=cell.name)
@@ -181,11 +210,11 @@ def _confusions(exp: Experiment, out: Path, path: Path) -> Path:
     fig = new_figure((3.0 * cols, 2.9 * rows))
     for i, cell in enumerate(exp.cells):
         ax = fig.add_subplot(rows, cols, i + 1)
-        done = run_dir(out, cell, 0) / DONE
+        done = run_dir(out, source_cell(exp, cell), 0) / DONE
         if not done.exists():
             ax.set_axis_off()
             continue
-        test = read_json(done)["test"]
+        test = cell_scores(exp, cell, read_json(done))
         cm = np.asarray(test["confusion"])
         ax.imshow(cm, cmap="Blues")
         for (r, c), v in np.ndenumerate(cm):
@@ -229,14 +258,16 @@ def _gradcam_examples(exp: Experiment, out: Path, folder: Path, n: int = 3) -> l
     from ..engine.checkpoint import load_model, resolve_stem
     from ..explain import grad_cam
 
-    cell = exp.cells[-1]
+    if not exp.registered_task.explains:
+        return []  # Grad-CAM figures of classification inputs only
+    cell = exp.trained_cells()[-1]
     run = run_dir(out, cell, 0)
     if not (run / DONE).exists():
         return []
     if not resolve_stem(run).with_suffix(".safetensors").exists():
         return sorted(folder.glob("gradcam_*.png"))  # weights not committed: keep their figures
     model, meta = load_model(run)
-    task = task_of(meta, str(run))
+    task = exp.registered_task
     test = task.test_items(meta, exp.data, read_json(run / "split.json"))
     items = Subset(test, np.unique(np.linspace(0, len(test) - 1, n).astype(int)).tolist())
     paths = []

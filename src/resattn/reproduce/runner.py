@@ -23,11 +23,10 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..engine.trainer import TrainConfig, preset_config
+from ..engine.trainer import TrainConfig
 from ..errors import DataError
 from ..io import atomic_write_json, read_json
-from ..options import from_mapping
-from ..tasks import TrainSpec, get_task
+from ..tasks import TrainSpec
 from .config import Cell, Experiment, load_experiment
 
 DONE = "test_metrics.json"
@@ -82,28 +81,40 @@ def claim(run: Path):
 
 def recipe_config(exp: Experiment, seed: int) -> TrainConfig:
     """The config's recipe: a named preset with overrides, or TrainConfig fields."""
-    recipe = dict(exp.recipe)
-    preset = recipe.pop("preset", None)
-    fields = {**recipe, "epochs": exp.epochs, "seed": seed}
-    return preset_config(preset, **fields) if preset else TrainConfig(**fields)
+    return exp.train_config(seed)
 
 
 def run_dir(out: Path, cell: Cell, seed: int) -> Path:
     return out / "runs" / cell.slug / f"seed{seed}"
 
 
+def cell_spec(exp: Experiment, cell: Cell, seed: int, run: Path,
+              callbacks: Sequence = ()) -> TrainSpec:
+    """What ``train_cell`` trains: the cell's model and options with the experiment's data,
+    task options and recipe. A cell option that links another cell (``Task.cell_links``)
+    becomes that cell's run directory of the same seed, beside ``run`` in the layout."""
+    task = exp.registered_task
+    options = dict(cell.options)
+    for link in task.cell_links:
+        if link in options:
+            options[link] = str(run_dir(Path(run).parents[2], exp.cell(options[link]), seed))
+    return TrainSpec(model=cell.model, data=exp.data, out=run,
+                     recipe=recipe_config(exp, seed), options=exp.options,
+                     seed=seed, model_options=options, init_from=cell.init,
+                     resume="auto", show_progress=False, callbacks=callbacks)
+
+
 def train_cell(exp: Experiment, cell: Cell, seed: int, run: Path,
                callbacks: Sequence = ()) -> dict:
     """Train one cell with one seed into ``run`` (resuming if it was interrupted), from
     scratch or fine-tuned from the cell's ``init`` weights."""
-    task = get_task(exp.task, f"{exp.source}: task")
-    options = from_mapping(task.options_type, getattr(exp, task.section, {}),
-                           f"{exp.source}: {task.section}")
-    spec = TrainSpec(model=cell.model, data=exp.data, out=run,
-                     recipe=recipe_config(exp, seed), options=options,
-                     seed=seed, model_options=cell.options, init_from=cell.init,
-                     resume="auto", show_progress=False, callbacks=callbacks)
-    return task.train(spec)
+    return exp.registered_task.train(cell_spec(exp, cell, seed, run, callbacks))
+
+
+def _waits_for(exp: Experiment, cell: Cell, seed: int, out: Path) -> list[str]:
+    """The linked cells whose run of ``seed`` is not finished yet (another process has it)."""
+    links = [cell.options[k] for k in exp.registered_task.cell_links if k in cell.options]
+    return [name for name in links if not (run_dir(out, exp.cell(name), seed) / DONE).exists()]
 
 
 def _record_timing(out: Path, key: str, seconds: float) -> None:
@@ -123,14 +134,20 @@ def run_experiment(config: str | Path | Experiment, out: str | Path | None = Non
     if quick:
         exp = exp.quick_version()
     out = Path(out or Path("results") / (exp.name + ("-quick" if quick else "")))
-    if not exp.data.exists():
-        raise DataError(f"{exp.source}: data {exp.data} not found")
+    for path in exp.data_paths:
+        if not path.exists():
+            raise DataError(f"{exp.source}: data {path} not found")
+    task = exp.registered_task
     out.mkdir(parents=True, exist_ok=True)
-    for cell in exp.cells:
+    for cell in exp.trained_cells():
         for seed in range(exp.seeds):
             run = run_dir(out, cell, seed)
             if (run / DONE).exists():
                 log(f"{cell.name} seed {seed}: done, skipped")
+                continue
+            waits = _waits_for(exp, cell, seed, out)
+            if waits:  # the linked cell's run is another process's (it precedes this cell)
+                log(f"{cell.name} seed {seed}: waits for {waits} in another process, skipped")
                 continue
             with claim(run) as mine:
                 if not mine:
@@ -142,7 +159,10 @@ def run_experiment(config: str | Path | Experiment, out: str | Path | None = Non
                 summary = train_cell(exp, cell, seed, run)
                 seconds = round(time.perf_counter() - t0, 1)
             _record_timing(out, f"{cell.slug}/seed{seed}", seconds)
-            log(f"{cell.name} seed {seed}: test accuracy {summary['test']['accuracy']:.4f}")
+            first = exp.metrics[0]
+            value = task.cell_metrics(summary).get(first)
+            log(f"{cell.name} seed {seed}: test {first} "
+                + ("–" if value is None else f"{value:.4f}"))
     from .report import aggregate, write_report
 
     results = aggregate(exp, out, quick)

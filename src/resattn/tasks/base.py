@@ -10,7 +10,7 @@ values with :func:`resattn.options.from_mapping`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -53,6 +53,22 @@ class Task(ABC):
     description: ClassVar[str] = ""
     options_type: ClassVar[type]
     section: ClassVar[str] = ""  # key of the task's options in an experiment config
+    explains: ClassVar[bool] = False  # has test_items and plot_cam (Grad-CAM figures)
+
+    # What an experiment config (``reproduce``) may name. Defaults: the classification
+    # summary, whose ``test`` entry holds the metrics of ``eval.metrics``.
+    metric_names: ClassVar[tuple[str, ...]] = (
+        "accuracy", "precision", "recall", "f1", "macro_f1", "kappa", "log_loss", "ece",
+        "mean_entropy")
+    per_class_metrics: ClassVar[tuple[str, ...]] = ("precision", "recall", "f1", "support")
+    # Methods scored on the same test items as the trained model (``reference_metrics``).
+    reference_names: ClassVar[tuple[str, ...]] = ()
+    # Cell options whose value names an earlier cell: the runner passes that cell's run
+    # directory of the same seed instead (e.g. a forecast's shared stage-1 backbone).
+    cell_links: ClassVar[tuple[str, ...]] = ()
+    # Fields of ``options_type`` an experiment sets itself (its epochs, the run's seed).
+    set_by_experiment: ClassVar[tuple[str, ...]] = ()
+    takes_recipe: ClassVar[bool] = True  # False: the task's section holds its recipe
 
     def accepts(self, data: Path) -> bool:
         """Whether ``data`` looks like this task's data (used when no task is named)."""
@@ -90,6 +106,25 @@ class Task(ABC):
 
     def evaluation_title(self, model: str | Path, data: Any, metrics: dict) -> str:
         return f"{model} on {data} (n={metrics.get('n')})"
+
+    def cell_options(self, model: str, options: Mapping, where: str) -> dict:
+        """A config cell's ``options`` checked for this task (``where`` names the cell in
+        errors, e.g. ``configs/x.yaml: cells[2]``). Default: model options, as given; the
+        model registry checks them when it builds the model."""
+        return dict(options)
+
+    def cell_metrics(self, summary: dict) -> dict:
+        """The trained model's test metrics in one run's summary (``test_metrics.json``)."""
+        return summary["test"]
+
+    def reference_metrics(self, summary: dict) -> dict[str, dict]:
+        """Metrics of the reference methods (``reference_names``) a run's summary holds."""
+        return {}
+
+    def training_dir(self, run: Path) -> Path:
+        """The folder of a run's (final) training: its ``metrics.jsonl`` and the checkpoint
+        whose ``model.json`` records the environment it was trained in."""
+        return Path(run)
 
     def headline(self, test: dict) -> str:
         """One line of the test metrics, for the command line."""

@@ -31,6 +31,7 @@ class ClassificationTask(Task):
     """The shared pipeline; subclasses say how their data is read, split and scored."""
 
     positive: int | None = None  # metrics' positive class (binary tasks), else macro
+    explains = True
 
     # ------------------------------------------------------------------ what a task supplies
     def resolve(self, spec: TrainSpec, init_meta: dict | None) -> Any:

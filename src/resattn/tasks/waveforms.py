@@ -26,8 +26,8 @@ from ..engine.trainer import TrainConfig
 from ..errors import ConfigError
 from ..eval.metrics import classification_metrics
 from ..explain.gradcam import plot_waveform_cam
-from ..layers import eval_mode
 from ..io import atomic_write_text, read_json
+from ..layers import eval_mode
 from ..options import option
 from ..pretrained import load_any
 from .classification import ClassificationTask
