@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..data.images import fit_image, unit_tensor
 from ..errors import ConfigError, DataError
 from . import _fields
 
@@ -73,15 +74,7 @@ class ImageContract:
     def transform(self, img: Image.Image | np.ndarray, where: str = "input") -> torch.Tensor:
         """One image (PIL, or uint8 ``(H, W)`` / ``(H, W, C)`` with C 1, 3 or 4) -> model
         input ``(C, H, W)`` float32 in [0, 1]."""
-        img = _as_pil(img, where)
-        if img.mode != self.mode:
-            img = img.convert(self.mode)
-        h, w = self.size
-        if img.size != (w, h):  # PIL sizes are (W, H)
-            img = img.resize((w, h), Image.Resampling.BILINEAR)
-        arr = np.asarray(img, dtype=np.uint8)
-        arr = arr[:, :, None] if arr.ndim == 2 else arr  # (H, W, C)
-        return torch.tensor(arr.transpose(2, 0, 1), dtype=torch.float32).div_(255.0)
+        return unit_tensor(fit_image(_as_pil(img, where), self.mode, self.size))
 
 
 def _as_pil(img: Image.Image | np.ndarray, where: str) -> Image.Image:

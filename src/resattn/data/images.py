@@ -131,6 +131,22 @@ def _check_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
     return int(hw[0]), int(hw[1])
 
 
+def fit_image(img: Image.Image, mode: str, size: tuple[int, int] | None) -> np.ndarray:
+    """``img`` in colour ``mode`` ("L" / "RGB"), resized (PIL bilinear) to ``size`` (H, W) if
+    given: uint8 ``(H, W, C)``. The one way every reader and contract fits an image."""
+    if img.mode != mode:
+        img = img.convert(mode)
+    if size is not None and img.size != (size[1], size[0]):  # PIL sizes are (W, H)
+        img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    arr = np.asarray(img, dtype=np.uint8)
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def unit_tensor(arr: np.ndarray) -> torch.Tensor:
+    """uint8 ``(H, W, C)`` -> float32 ``(C, H, W)`` in [0, 1] (pixel / 255)."""
+    return torch.tensor(arr.transpose(2, 0, 1), dtype=torch.float32).div_(255.0)
+
+
 class ImageDataset(Dataset):
     """Labelled images as a torch Dataset of ``(FloatTensor (C, H, W) in [0, 1], int label)``.
 
@@ -267,18 +283,11 @@ class ImageDataset(Dataset):
 
     def read(self, i: int) -> np.ndarray:
         """Decode image ``i``: uint8 ``(H, W, C)`` with ``C = channels``, resized to ``size``."""
-        img = self._store.image(int(i))
-        if img.mode != self.mode:
-            img = img.convert(self.mode)
-        if self.size is not None and img.size != (self.size[1], self.size[0]):
-            img = img.resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR)
-        arr = np.asarray(img, dtype=np.uint8)
-        return arr[:, :, None] if arr.ndim == 2 else arr
+        return fit_image(self._store.image(int(i)), self.mode, self.size)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         """``(FloatTensor (C, H, W) in [0, 1], label)``."""
-        x = torch.tensor(self.read(i).transpose(2, 0, 1), dtype=torch.float32).div_(255.0)
-        return x, int(self.labels[i])
+        return unit_tensor(self.read(i)), int(self.labels[i])
 
     def close(self) -> None:
         """Close this process's archive handle (it re-opens on the next read)."""
