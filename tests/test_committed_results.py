@@ -82,3 +82,25 @@ def test_a_clone_regenerates_a_report_from_the_committed_logs(tmp_path: Path,
     assert regenerated["environment"] == committed["environment"]
     assert len(list((copy / "figures").glob("gradcam_*.png"))) == 3
     assert (copy / "report.md").read_text().count("Grad-CAM example") == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("folder", REPORTS, ids=[p.name for p in REPORTS])
+def test_every_committed_report_regenerates_identically(folder: Path, tmp_path: Path) -> None:
+    """From its committed logs alone, every report comes back line for line, but for the
+    line naming the commit that wrote it."""
+    from resattn.reproduce import run_experiment
+
+    results = json.loads((folder / "results.json").read_text())
+    copy = tmp_path / folder.name
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("*.safetensors", "last.json"))
+    exp = load_experiment(CONFIGS[results["experiment"]])
+    if not exp.data_paths or not all(Path(p).exists() for p in exp.data_paths):
+        pytest.skip(f"{exp.data} not here (../shared/data)")
+    regenerated = run_experiment(exp, copy, log=lambda *a: 0)
+    assert regenerated["cells"] == results["cells"]
+
+    def lines(path: Path) -> list[str]:
+        return [ln for ln in path.read_text().splitlines() if not ln.startswith("Environment:")]
+
+    assert lines(copy / "report.md") == lines(folder / "report.md")
