@@ -60,22 +60,28 @@ def claim(run: Path):
     holds it. Stale locks (their process died on this host) are taken over."""
     run.mkdir(parents=True, exist_ok=True)
     lock = run / LOCK
+    # The lock appears with its content whole (written aside, then hard-linked in place, which
+    # fails if it exists): a process that finds it never reads a half-written holder and takes
+    # a live lock for a stale one.
+    mine = run / f"{LOCK}.{socket.gethostname()}.{os.getpid()}"
+    mine.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
     for _ in range(2):
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.link(mine, lock)
         except FileExistsError:
             if _holder(lock) is not None:
+                mine.unlink(missing_ok=True)
                 yield False
                 return
             lock.unlink(missing_ok=True)  # stale: take it over
             continue
-        with os.fdopen(fd, "w") as f:
-            json.dump({"host": socket.gethostname(), "pid": os.getpid()}, f)
+        mine.unlink(missing_ok=True)
         try:
             yield True
         finally:
             lock.unlink(missing_ok=True)
         return
+    mine.unlink(missing_ok=True)
     yield False
 
 
