@@ -64,7 +64,7 @@ def evaluate(
     precision: Annotated[Precision, typer.Option()] = Precision.auto,
     pad: Annotated[bool, typer.Option(help="Zero-pad traces shorter than the window.")] = False,
     part: Annotated[str, typer.Option(
-        help="Images: all, or the train/val/test part of the split the model was trained "
+        help="all, or the train/val/test part of the split the model was trained "
              "with (recomputed from its recorded seed and checked).")] = "all",
     predictions: Annotated[Path | None, typer.Option(
         help="Also write per-item probabilities to this CSV.")] = None,
@@ -271,7 +271,10 @@ app.add_typer(compress_app, name="compress")
 ModelOpt = Annotated[str, typer.Option(help="Shipped model name, run directory or checkpoint.")]
 DataOpt = Annotated[Path, typer.Option(help="Evaluation / training data of the model's task.")]
 OutOpt = Annotated[Path, typer.Option(help="Output folder.")]
-PartOpt = Annotated[str, typer.Option(help="Images: split part to score (test, val, all).")]
+PartOpt = Annotated[str, typer.Option(
+    help="Part to score: train, val or test of the split the model was trained with "
+         "(recomputed and checked), all, or auto (test when the model records its split, "
+         "else all).")]
 
 
 def _compare(model: str, data: Path, out: Path, part: str, extra: list[tuple[str, str]],
@@ -294,7 +297,7 @@ def _compare(model: str, data: Path, out: Path, part: str, extra: list[tuple[str
 
 
 @compress_app.command("export")
-def compress_export(model: ModelOpt, out: OutOpt, data: DataOpt, part: PartOpt = "test",
+def compress_export(model: ModelOpt, out: OutOpt, data: DataOpt, part: PartOpt = "auto",
                     torchscript: Annotated[bool, typer.Option(
                         help="Also write a TorchScript (traced) file.")] = False) -> None:
     """ONNX (dynamic batch; dynamic length for 1-D models), verified against PyTorch."""
@@ -313,7 +316,7 @@ def compress_export(model: ModelOpt, out: OutOpt, data: DataOpt, part: PartOpt =
 
 @compress_app.command("quantize")
 def compress_quantize(model: ModelOpt, out: OutOpt, data: DataOpt,
-                      part: PartOpt = "test") -> None:
+                      part: PartOpt = "auto") -> None:
     """int8 static post-training quantisation (ONNX Runtime, calibrated on the data) and bf16
     autocast, beside the fp32 original."""
     _compare(model, data, out, part, [], ("fp32", "bf16", "int8"))
@@ -325,7 +328,7 @@ def compress_prune(model: ModelOpt, out: OutOpt, data: DataOpt,
                        help="Fraction of multiply-accumulates to remove.")] = 0.5,
                    steps: Annotated[int, typer.Option(help="Prune/fine-tune rounds.")] = 3,
                    finetune_epochs: Annotated[int, typer.Option()] = 2,
-                   part: PartOpt = "test") -> None:
+                   part: PartOpt = "auto") -> None:
     """Dependency-aware channel pruning, iterative with fine-tuning on the model's task."""
     from .optimize.prune import prune
 
@@ -343,7 +346,7 @@ def compress_distill(teacher: ModelOpt, student: Annotated[str, typer.Option(
                      alpha: Annotated[float, typer.Option(
                          help="Weight of the soft (teacher) term.")] = 0.7,
                      epochs: Annotated[int, typer.Option()] = 10,
-                     part: PartOpt = "test") -> None:
+                     part: PartOpt = "auto") -> None:
     """Train a student on the teacher's task, split and preprocessing, from its soft outputs."""
     from .optimize.distill import distill
 
@@ -361,7 +364,7 @@ def finetune(model: ModelOpt, data: DataOpt, out: OutOpt,
              = 1.0,
              epochs: Annotated[int, typer.Option()] = 10,
              lr: Annotated[float | None, typer.Option(help="Base learning rate.")] = None,
-             part: PartOpt = "test") -> None:
+             part: PartOpt = "auto") -> None:
     """Transfer learning from trained weights onto new data (a new head if the classes
     differ), then the before/after table on the new data's test part."""
     from dataclasses import replace

@@ -28,11 +28,6 @@ def option(default: Any = None, help: str = "", **kw) -> Any:
     return dataclasses.field(default=default, metadata={"help": help, **kw})
 
 
-def field_help(cls: type) -> dict[str, str]:
-    """Field name -> help text of an option dataclass."""
-    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
-
-
 def type_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -137,8 +132,8 @@ def parse_text(text: str, annotation: Any, where: str) -> Any:
     lists for tuples, ``none`` for None, a JSON file's content for a mapping."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
-        if text.lower() == "none" and type(None) in args:
-            return None
+        if text.lower() == "none" and type(None) in args and str not in args:
+            return None  # (a string option keeps "none": it may name a policy)
         errors = []
         for arg in args:
             if arg is type(None):
@@ -162,7 +157,7 @@ def parse_text(text: str, annotation: Any, where: str) -> Any:
     if origin is dict or annotation is dict:
         from .io import read_json
 
-        return read_json(text)
+        return coerce(read_json(text), annotation, f"{where} {text}")
     for kind, word in ((int, "an integer"), (float, "a number")):
         if annotation is kind:
             try:

@@ -20,11 +20,15 @@ from .prune import input_shape_of
 from .quantize import quantize_onnx_int8
 
 
-def eval_batches(meta: dict, data: str | Path, part: str = "test",
+def eval_batches(meta: dict, data: str | Path, part: str = "auto",
                  batch_size: int = 64) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The evaluation items of ``data`` as the model in ``meta`` expects them: images of its
-    split part ``part`` ("all" for every image) or every trace of a waveform folder."""
-    items = task_of(meta).eval_items(meta, data, part)
+    """The evaluation items of ``data`` as the model in ``meta`` expects them: the items of
+    its split part ``part`` ("all" for every item; "auto": test when the model records its
+    split, else all)."""
+    task = task_of(meta)
+    if part == "auto":
+        part = "test" if task.records_split(meta) else "all"
+    items = task.eval_items(meta, data, part)
     return [(x.numpy(), y.numpy()) for x, y in DataLoader(items, batch_size=batch_size)]
 
 

@@ -11,6 +11,7 @@ from torch import nn
 
 from ..engine.trainer import LossFn, TrainConfig
 from ..errors import ConfigError
+from ..pretrained import load_card
 from ..tasks import TrainSpec, task_of
 
 
@@ -31,8 +32,10 @@ def train_like(meta: dict, data: str | Path, out: str | Path, *, model: str | No
     task = task_of(meta, "the reference model")
     options = task.options_like(meta, same_split,
                                 **({"max_per_class": max_per_class} if max_per_class else {}))
+    if model is None:  # the weights fix the architecture
+        model = (load_card(init_from).get("config") or {}).get("model") or task.default_model()
     return task.train(TrainSpec(
-        model=model or task.default_model(), data=data, out=Path(out),
+        model=model, data=data, out=Path(out),
         recipe=replace(cfg, epochs=epochs), options=options, seed=cfg.seed,
         model_options=dict(model_options or {}), init_from=str(init_from) if init_from else None,
         resume="auto", show_progress=show_progress, loss_fn=loss_fn, prepare=prepare))

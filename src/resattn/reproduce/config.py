@@ -29,7 +29,7 @@ from ..errors import CheckpointError, ConfigError
 from ..io import read_json
 from ..options import coerce, unknown_keys
 from ..tasks import Task, get_task, task_names
-from .sections import Quick, known_name, parse_quick, recipe_fields, task_options
+from .sections import known_name, parse_quick, recipe_fields, task_options
 
 TASKS = [get_task(name) for name in task_names()]
 SECTIONS = tuple(dict.fromkeys(t.section for t in TASKS))  # waveform, image, forecast
@@ -92,10 +92,6 @@ class Experiment:
         """The task's section as its ``options_type``."""
         task = self.registered_task
         return task_options(task, getattr(self, task.section), f"{self.where}{task.section}")
-
-    @property
-    def quick_options(self) -> Quick:
-        return parse_quick(self.quick, self.registered_task, f"{self.where}quick")[0]
 
     def train_config(self, seed: int) -> TrainConfig:
         """The recipe of one run: a named preset with overrides, or TrainConfig fields, with

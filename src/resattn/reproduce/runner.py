@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..engine.trainer import TrainConfig
 from ..errors import DataError
 from ..io import atomic_write_json, read_json
 from ..tasks import TrainSpec
@@ -85,11 +84,6 @@ def claim(run: Path):
     yield False
 
 
-def recipe_config(exp: Experiment, seed: int) -> TrainConfig:
-    """The config's recipe: a named preset with overrides, or TrainConfig fields."""
-    return exp.train_config(seed)
-
-
 def run_dir(out: Path, cell: Cell, seed: int) -> Path:
     return out / "runs" / cell.slug / f"seed{seed}"
 
@@ -105,7 +99,7 @@ def cell_spec(exp: Experiment, cell: Cell, seed: int, run: Path,
         if link in options:
             options[link] = str(run_dir(Path(run).parents[2], exp.cell(options[link]), seed))
     return TrainSpec(model=cell.model, data=exp.data, out=run,
-                     recipe=recipe_config(exp, seed), options=exp.options,
+                     recipe=exp.train_config(seed), options=exp.options,
                      seed=seed, model_options=options, init_from=cell.init,
                      resume="auto", show_progress=False, callbacks=callbacks)
 

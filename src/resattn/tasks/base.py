@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from torch import nn
 
 from ..engine.trainer import LossFn, TrainConfig
+from ..errors import ConfigError
 
 
 @dataclass
@@ -87,14 +88,14 @@ class Task(ABC):
                               ) -> tuple[Any, list[int | None]]:
         """A batch of model inputs, one per file, read as the model's contract says, and for
         records scanned in windows the start sample of the window chosen in each."""
-        raise NotImplementedError(f"task {self.name} has no per-file prediction")
+        raise ConfigError(f"the {self.name} task has no per-file prediction")
 
     def plot_cam(self, x: Any, cam: Any, out: Path, title: str) -> None:
         """A Grad-CAM figure of one input."""
-        raise NotImplementedError(f"task {self.name} has no Grad-CAM figure")
+        raise ConfigError(f"the {self.name} task has no Grad-CAM figure")
 
     def write_predictions(self, path: str | Path, metrics: dict) -> None:
-        raise NotImplementedError(f"task {self.name} writes no per-item predictions")
+        raise ConfigError(f"the {self.name} task writes no per-item predictions")
 
     def options_like(self, meta: dict, same_split: bool = True, **overrides) -> Any:
         """The task's options a checkpoint was trained with (for retraining like it);
@@ -102,7 +103,21 @@ class Task(ABC):
         return self.options_type(**overrides)
 
     def default_model(self) -> str:
-        raise NotImplementedError
+        raise ConfigError(f"the {self.name} task has no default model")
+
+    def records_split(self, meta: dict) -> bool:
+        """Whether the checkpoint records its training split (so that a part can be scored)."""
+        return False
+
+    def eval_items(self, meta: dict, data: Any, part: str = "all") -> Any:
+        """The evaluation items of ``data`` as the model in ``meta`` expects them (a torch
+        dataset of (input, label)); ``part``: a part of the model's own split, or all."""
+        raise ConfigError(f"the {self.name} task has no per-item evaluation data (compress "
+                          "and compare take classification models)")
+
+    def input_shape(self, meta: dict) -> tuple[int, ...]:
+        """One model input's shape, from the checkpoint's contract."""
+        raise ConfigError(f"the {self.name} task has no fixed model input shape")
 
     def evaluation_title(self, model: str | Path, data: Any, metrics: dict) -> str:
         return f"{model} on {data} (n={metrics.get('n')})"

@@ -9,6 +9,7 @@ supplied by the subclass through a few small methods.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from ..engine.inference import predict_proba
 from ..engine.provenance import seed_everything
 from ..engine.trainer import TrainConfig, fit
 from ..errors import ConfigError
-from ..io import atomic_write_json
+from ..io import atomic_write_json, read_json
 from ..models import create_model
 from ..pretrained import load_any
 from .base import Task, TrainSpec
@@ -78,18 +79,13 @@ class ClassificationTask(Task):
               batch_size: int = 64) -> dict:
         raise NotImplementedError
 
-    def eval_items(self, meta: dict, data: Any, part: str = "all") -> Any:
-        """The evaluation items of ``data`` as the model in ``meta`` expects them (a torch
-        dataset of (input, label)); ``part``: a part of the model's own split, or all."""
-        raise NotImplementedError
+    def records_split(self, meta: dict) -> bool:
+        """Whether the checkpoint records its training split (so that a part can be scored)."""
+        return bool(((meta.get("data") or {}).get("split") or {}).get("digests"))
 
     def test_items(self, meta: dict, data: Any, split: dict) -> Any:
         """The evaluation items of a run's test part (its ``split.json``), as its model
         expects them."""
-        raise NotImplementedError
-
-    def input_shape(self, meta: dict) -> tuple[int, ...]:
-        """One model input's shape, from the checkpoint's contract."""
         raise NotImplementedError
 
     def predictions(self, model: nn.Module, data: Any, precision: str,
@@ -106,9 +102,13 @@ class ClassificationTask(Task):
     def train(self, spec: TrainSpec) -> dict:
         out = Path(spec.out)
         cfg = self.recipe(spec)
+        if (out / "last.json").exists() and not spec.resume:  # before split.json is rewritten
+            raise ConfigError(f"{out} already holds a training run; pass --resume to continue "
+                              "it or choose another --out")
         init_meta = None
         if spec.init_from:
             net, init_meta = load_any(spec.init_from)
+            check_init(net, spec)
         options = self.resolve(spec, init_meta)
         dataset = self.open(spec.data, options)
         inputs = self.model_inputs(dataset)
@@ -129,9 +129,10 @@ class ClassificationTask(Task):
         parts = self.split(dataset, options, split_seed)
         if min(len(v) for v in parts.values()) == 0:
             raise ConfigError(self.too_few(spec.data, dataset, options))
+        record = self.split_record(dataset, parts, options, split_seed)
+        check_same_split(out, record)
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "split.json", self.split_record(dataset, parts, options,
-                                                               split_seed))
+        atomic_write_json(out / "split.json", record)
         meta = self.meta(dataset, parts, options, split_seed, cfg, spec.data)
         train_set, val_set, test_set = self.datasets(dataset, parts, options, spec.seed, cfg)
         result = fit(net, train_set, val_set, out, cfg, resume=spec.resume, meta=meta,
@@ -157,3 +158,29 @@ class ClassificationTask(Task):
 
     def check_model(self, net: nn.Module, dataset: Any, where: Any) -> None:
         """A clear error when the data's channels differ from what the model takes."""
+
+
+def check_init(net: nn.Module, spec: TrainSpec) -> None:
+    """Fine-tuning takes the architecture of its weights: a different ``--model`` or model
+    options would be silently ignored, so they are an error."""
+    have = (getattr(net, "config", None) or {}).get("model")
+    if spec.model and have and spec.model != have:
+        raise ConfigError(f"--init-from {spec.init_from} holds a {have} model, but --model is "
+                          f"{spec.model}; pass --model {have} (the weights fix the architecture)")
+    if spec.model_options:
+        raise ConfigError(f"--option {sorted(spec.model_options)}: model options come from the "
+                          f"weights of --init-from {spec.init_from}; drop them")
+
+
+def check_same_split(out: Path, record: dict) -> None:
+    """A run resumed with options that split the data differently would train on another
+    split than its first epochs did: refuse it."""
+    path = out / "split.json"
+    if not (out / "last.json").exists() or not path.exists():
+        return
+    old = read_json(path)
+    if old != json.loads(json.dumps(record)):
+        changed = sorted(k for k in set(old) | set(record) if old.get(k) != record.get(k))
+        raise ConfigError(f"{path}: the run being resumed was split differently "
+                          f"({', '.join(changed)} changed); resume with the options it started "
+                          "with or choose another --out")

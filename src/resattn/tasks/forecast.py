@@ -76,6 +76,9 @@ class WeeklyForecast(Task):
         if spec.init_from:
             raise ConfigError(f"init: the {TASK} task trains from scratch; reuse another "
                               "cell's backbone with options.backbone_from")
+        if spec.callbacks or spec.loss_fn is not None or spec.prepare is not None:
+            raise ConfigError(f"the {TASK} task trains its two stages with its own loop; "
+                              "callbacks, loss_fn and prepare are not supported")
         cfg = spec.options or ForecastConfig()
         return replace(cfg, seed=spec.seed, epochs=spec.recipe.epochs,
                        **dict(spec.model_options or {}))

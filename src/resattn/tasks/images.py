@@ -13,7 +13,7 @@ import io
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -72,6 +72,12 @@ class ImageOptions:
         self.fractions = tuple(self.fractions)
         if self.split not in SPLITS:
             raise ConfigError(f"split must be one of {list(SPLITS)}, got {self.split!r}")
+        for name in ("size", "channels", "max_per_class"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value}")
+        if self.channels not in (None, 1, 3):
+            raise ConfigError(f"channels must be 1 (gray) or 3 (RGB), got {self.channels}")
 
 
 def augmentation(name: str):
@@ -302,9 +308,12 @@ class ImageClassification(ClassificationTask):
         contract = contract_from_meta(meta)
         return (contract.channels, *contract.size)
 
-    def evaluate(self, model, data, part: str = "all", precision: str = "auto",
-                 batch_size: int = 64, **_: Any) -> dict:
+    def evaluate(self, model, data, part: str = "all", window: int | None = None,
+                 precision: str = "auto", batch_size: int = 64, pad: bool = False) -> dict:
         """Score a shipped model, run directory or checkpoint on an image source."""
+        if window is not None or pad:
+            raise ConfigError(f"--window and --pad apply to waveform models; {model} is an "
+                              "image model")
         net, meta = load_any(model)
         items = self.eval_items(meta, data, part)
         metrics = self.score(net, items, choose_precision(precision), batch_size)

@@ -19,14 +19,14 @@ from torch import nn
 from ..contracts import WaveformContract, contract_from_meta
 from ..data import WaveformDataset, WaveformWindows, check_windows
 from ..data.records import read_record
-from ..data.splits import grouped_parts, split_from_names
+from ..data.splits import PARTS, grouped_parts, names_digest, split_from_names
 from ..data.transforms import WAVEFORM_POLICIES
 from ..engine.precision import choose_precision
 from ..engine.trainer import TrainConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..eval.metrics import classification_metrics
 from ..explain.gradcam import plot_waveform_cam
-from ..io import atomic_write_text, read_json
+from ..io import atomic_write_text
 from ..layers import eval_mode
 from ..options import option
 from ..pretrained import load_any
@@ -65,6 +65,13 @@ class WaveformOptions:
         self.split_by = tuple(self.split_by)
         self.augment = tuple(a for a in self.augment if a != "none")
         self.bandpass = tuple(self.bandpass) if self.bandpass else None
+        if self.window is not None and self.window < 1:
+            raise ConfigError(f"window must be a positive number of samples, got {self.window}")
+        if not 0.0 <= self.mix_noise <= 1.0:
+            raise ConfigError(f"mix_noise is a probability in [0, 1], got {self.mix_noise}")
+        if not self.split_by or any(not c for c in self.split_by):
+            raise ConfigError(f"split_by must name columns (e.g. group,station), got "
+                              f"{list(self.split_by)}")
         unknown = set(self.augment) - set(WAVEFORM_POLICIES)
         if unknown:
             raise ConfigError(f"unknown waveform augmentation(s) {sorted(unknown)}; expected "
@@ -129,6 +136,24 @@ def score(model: nn.Module, windows: WaveformWindows, precision: str = "fp32",
     return WAVEFORMS.score(model, windows, precision, batch_size)
 
 
+def part_positions(dataset: WaveformDataset, meta: dict, part: str, where: Any) -> np.ndarray:
+    """Row positions of the model's training split part ``part`` in ``dataset``: the grouped
+    split recomputed from the recorded seed and columns, checked against the recorded digest."""
+    if part not in PARTS:
+        raise ConfigError(f"part must be one of {['all', *PARTS]}, got {part!r}")
+    split = (meta.get("data") or {}).get("split") or {}
+    if not split.get("digests"):
+        raise ConfigError("this model records no training split; use --part all")
+    if split.get("given"):
+        raise ConfigError("this model was trained on a split given by trace names (--split); "
+                          "select those traces yourself and use --part all")
+    idx = grouped_parts(dataset.metadata, split["seed"], by=split["by"])[part]
+    if names_digest(_names(dataset, idx)) != split["digests"][part]:
+        raise DataError(f"{where}: is not the data this model was trained on (its {part} part "
+                        "differs from the recorded one); use --part all")
+    return idx
+
+
 def strongest_window(net: nn.Module, windows: torch.Tensor) -> int:
     """Index of the window least like class 0 (the background class, e.g. noise): a detector
     scanning a long record reports where the signal is."""
@@ -175,9 +200,11 @@ class WaveformClassification(ClassificationTask):
     def options_like(self, meta: dict, same_split: bool = True,
                      **overrides) -> WaveformOptions:
         contract, d = contract_from_meta(meta), meta.get("data") or {}
+        seed = (d.get("split") or {}).get("seed") if same_split else None
         return WaveformOptions(**{"window": contract.window_samples,
                                   "split_by": tuple(d.get("split_by") or ("group",)),
-                                  "bandpass": contract.bandpass_hz, **overrides})
+                                  "bandpass": contract.bandpass_hz, "split_seed": seed,
+                                  **overrides})
 
     def open(self, data, options):
         return WaveformDataset.from_path(data)
@@ -188,7 +215,9 @@ class WaveformClassification(ClassificationTask):
     def finish_options(self, dataset, options):
         window = options.window or auto_window(dataset.lengths())
         check_windows(dataset, window, options.pad)
-        return replace(options, window=window)
+        options = replace(options, window=window)
+        self.contract(options)  # a bad band-pass fails before anything is written
+        return options
 
     def split(self, dataset, options, seed):
         if options.split is not None:
@@ -216,7 +245,12 @@ class WaveformClassification(ClassificationTask):
                               "policy": list(options.augment)},
             "data": {"path": str(Path(data).resolve()), "n_traces": len(dataset),
                      "split_sizes": {k: len(v) for k, v in parts.items()},
-                     "split_by": options.split_by},
+                     "split_by": options.split_by,
+                     "split": {"seed": None if options.split is not None else seed,
+                               "by": list(options.split_by),
+                               "given": options.split is not None,
+                               "digests": {k: names_digest(_names(dataset, v))
+                                           for k, v in parts.items()}}},
         }
 
     def datasets(self, dataset, parts, options, seed, cfg: TrainConfig):
@@ -241,10 +275,10 @@ class WaveformClassification(ClassificationTask):
         return metrics
 
     def eval_items(self, meta, data, part="all", window=None, pad=False):
-        if part not in ("all", "test"):
-            raise ConfigError(f"waveform models are scored on every trace of --data; part "
-                              f"must be all, got {part!r}")
-        return eval_windows(WaveformDataset.from_path(data), contract_from_meta(meta), window, pad)
+        dataset = WaveformDataset.from_path(data)
+        if part != "all":
+            dataset = dataset.subset(part_positions(dataset, meta, part, data))
+        return eval_windows(dataset, contract_from_meta(meta), window, pad)
 
     def test_items(self, meta, data, split):
         dataset = WaveformDataset.from_path(data)
@@ -255,14 +289,15 @@ class WaveformClassification(ClassificationTask):
         contract = contract_from_meta(meta)
         return (contract.channels, contract.window_samples)
 
-    def evaluate(self, model, data, window: int | None = None, precision: str = "auto",
-                 batch_size: int = 64, pad: bool = False, **_: Any) -> dict:
-        """Score a shipped model, run directory or checkpoint on every trace of a folder."""
+    def evaluate(self, model, data, part: str = "all", window: int | None = None,
+                 precision: str = "auto", batch_size: int = 64, pad: bool = False) -> dict:
+        """Score a shipped model, run directory or checkpoint on every trace of a folder, or
+        on one part of the split it was trained with (``part``)."""
         net, meta = load_any(model)
-        windows = self.eval_items(meta, data, window=window, pad=pad)
+        windows = self.eval_items(meta, data, part, window=window, pad=pad)
         metrics = self.score(net, windows, choose_precision(precision), batch_size)
         metrics["trace_names"] = windows.dataset.metadata["trace_name"].astype(str).tolist()
-        metrics.update(model=str(model), data=str(data), window=windows.window)
+        metrics.update(model=str(model), data=str(data), window=windows.window, part=part)
         if not math.isfinite(metrics["log_loss"]):
             metrics["log_loss"] = None
         return metrics
@@ -293,7 +328,3 @@ class WaveformClassification(ClassificationTask):
 
 WAVEFORMS = WaveformClassification()
 
-
-def read_split(path: str | Path | None) -> dict | None:
-    """A ``split.json`` (trace names per part) given on the command line."""
-    return read_json(path) if path else None
