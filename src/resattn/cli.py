@@ -477,7 +477,7 @@ def models_show(
 ) -> None:
     """Parameters, shapes, multiply-accumulates and a layer table of one model."""
     from .models import create_model, model_entry
-    from .models.summary import DEFAULT_INPUT, summarize
+    from .models.summary import DEFAULT_INPUT, input_dims, summarize
 
     entry = model_entry(name)
     options = parse_key_values(option)
@@ -485,14 +485,14 @@ def models_show(
         if value is not None:
             options[key] = value
     model = create_model(name, **options)
-    model_dims = getattr(model, "dims", entry.defaults.get("dims", 2))
+    model_dims = input_dims(model)
     native = model.config.get("input_size", entry.defaults.get("input_size"))
     native = (native,) * model_dims if isinstance(native, int) else native
     size = tuple(input_size) if input_size else (native or DEFAULT_INPUT[model_dims])
     if len(size) != model_dims:
         raise ConfigError(f"--input-size needs {model_dims} number(s) for a {model_dims}-D "
                           f"model, got {list(size)}")
-    chans = options.get("in_chans", entry.defaults.get("in_chans", 3))
+    chans = options.get("in_chans", model.config.get("in_chans", 3))
     summary = summarize(model, (chans, *size))
     summary.update(name=name, config=model.config, description=entry.description,
                    paper=entry.paper)
@@ -526,16 +526,54 @@ def demo(
 
 @app.command()
 def info() -> None:
-    """Machine facts and the precision `auto` chooses here."""
-    from .engine.precision import calibrate_bf16, choose_precision
+    """Machine facts and the precision `auto` chooses here, with the reason."""
+    from .engine.precision import auto_decision
     from .engine.provenance import environment
 
-    _print_json({**environment(), "auto_precision": choose_precision("auto"),
-                 "bf16_speedup": round(calibrate_bf16(), 2)})
+    decision = auto_decision()
+    _print_json({**environment(), "auto_precision": decision["precision"],
+                 "bf16_speedup": decision["bf16_speedup"], "auto_reason": decision["reason"],
+                 "auto_recorded_in": decision["recorded"]})
+
+
+@app.command()
+def doctor() -> None:
+    """Versions, CPU features (AVX-512, bf16, VNNI, AMX), threads, the precision `auto`
+    picks and why, data paths and which extras are installed."""
+    from .doctor import report
+
+    _print_json(report())
+
+
+def _command_name(argv: list[str]) -> str:
+    words = [a for a in argv[1:] if not a.startswith("-")][:2]
+    return "resattn " + " ".join(words) if words else "resattn"
+
+
+def _report_bug(exc: BaseException) -> Path | None:
+    """Write the traceback of an unexpected exception to a log file; its path, or None."""
+    import os
+    import tempfile
+    import time
+    import traceback
+
+    root = Path(os.environ.get("RESATTN_CACHE") or Path.home() / ".cache" / "resattn") / "logs"
+    text = (f"command: {' '.join(sys.argv)}\ntime: {time.strftime('%Y-%m-%dT%H:%M:%S')}\n\n"
+            + "".join(traceback.format_exception(exc)))
+    for folder in (root, Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"resattn-crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+            path.write_text(text)
+            return path
+        except OSError:
+            continue
+    return None
 
 
 def main() -> None:
-    """Entry point: user mistakes become one ``error:`` line and exit code 2."""
+    """Entry point: user mistakes become one ``error:`` line and exit code 2; anything else is
+    a bug: one line naming the command and the log file holding the traceback, exit code 1."""
     try:
         app()
     except ResattnError as exc:
@@ -544,6 +582,13 @@ def main() -> None:
     except KeyboardInterrupt:
         console.print("interrupted; `--resume` continues from the last checkpoint")
         sys.exit(130)
+    except Exception as exc:  # the last resort: no raw traceback for a user
+        log = _report_bug(exc)
+        where = f"the traceback is in {log}" if log else "the traceback could not be saved"
+        console.print(f"[bold red]internal error[/] in `{_command_name(sys.argv)}` (a bug in "
+                      f"resattn, not in your input): {type(exc).__name__}: {exc}; {where}. "
+                      "Please report it with that file.", highlight=False, soft_wrap=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -2,16 +2,20 @@
 
 bf16 autocast is several times faster than fp32 on CPUs with native bf16 (AMX, AVX512-BF16) and
 5-100x SLOWER on AVX2-only CPUs, so ``auto`` checks the capability and then times a short
-calibration (one conv forward + backward in each precision) before picking bf16.
+calibration (one conv forward + backward in each precision) before picking bf16. The choice is
+made once per machine and recorded (``auto_decision``): re-timing at every start could flip it
+near the threshold, giving the same command different weights.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import platform
 import time
+from pathlib import Path
 
 import torch
 
@@ -68,16 +72,62 @@ def calibrate_bf16() -> float:
     return _time_step(None) / _time_step(torch.bfloat16)
 
 
+def machine_key() -> str:
+    """What the ``auto`` decision depends on: CPU model, capability, threads, torch version."""
+    info = cpu_info()
+    return (f"{info['cpu_model']}|{info['cpu_capability']}|threads={info['torch_threads']}|"
+            f"torch={torch.__version__}")
+
+
+def decision_file() -> Path:
+    """Where ``auto`` records its decision for this machine (``RESATTN_CACHE`` overrides
+    ``~/.cache/resattn``)."""
+    root = os.environ.get("RESATTN_CACHE") or Path.home() / ".cache" / "resattn"
+    return Path(root) / "precision.json"
+
+
+def _decide() -> dict:
+    capability = torch.backends.cpu.get_cpu_capability()
+    if not capability.startswith(_BF16_CAPABLE):
+        return {"precision": "fp32", "bf16_speedup": None,
+                "reason": f"CPU capability {capability} has no native bf16 (needs AVX512 or "
+                          "AMX): bf16 would be slower"}
+    speedup = round(calibrate_bf16(), 3)
+    chosen = "bf16" if speedup >= _MIN_SPEEDUP else "fp32"
+    return {"precision": chosen, "bf16_speedup": speedup,
+            "reason": f"measured bf16 speed-up {speedup:.2f}x "
+                      f"{'>=' if chosen == 'bf16' else '<'} {_MIN_SPEEDUP}x threshold"}
+
+
+@functools.lru_cache(maxsize=1)
+def auto_decision() -> dict:
+    """The precision ``auto`` picks on this machine and why, decided once and recorded in
+    :func:`decision_file` so that every later process (and a resumed run) picks the same;
+    delete the file to measure again. An unreadable or foreign record is measured anew."""
+    path, key = decision_file(), machine_key()
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        record = json.loads(path.read_text())
+        if record.get("machine") == key and record.get("precision") in ("fp32", "bf16"):
+            return {**record, "recorded": str(path)}
+    record = {"machine": key, **_decide()}
+    with contextlib.suppress(OSError):  # a read-only home still gets a (per-process) choice
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(record, indent=1))
+        os.replace(tmp, path)
+        return {**record, "recorded": str(path)}
+    return {**record, "recorded": None}
+
+
 def choose_precision(requested: str = "auto") -> str:
     """``fp32`` or ``bf16``: an explicit request wins; ``auto`` picks bf16 only where the CPU
-    advertises AVX512/AMX and the calibration shows a real speed-up."""
+    advertises AVX512/AMX and a calibration shows a real speed-up, decided once per machine
+    (:func:`auto_decision`) so that the same command gives the same weights."""
     if requested not in PRECISIONS:
         raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {requested!r}")
     if requested != "auto":
         return requested
-    if not torch.backends.cpu.get_cpu_capability().startswith(_BF16_CAPABLE):
-        return "fp32"
-    return "bf16" if calibrate_bf16() >= _MIN_SPEEDUP else "fp32"
+    return auto_decision()["precision"]
 
 
 def autocast(precision: str) -> contextlib.AbstractContextManager:

@@ -75,3 +75,14 @@ def summarize(model: nn.Module, input_shape: Sequence[int]) -> dict:
         "macs": int(sum(r["macs"] for r in rows)),
         "layers": rows,
     }
+
+
+def input_dims(model: nn.Module) -> int:
+    """1 (signals) or 2 (images): the model's ``dims``, else that of its first convolution."""
+    dims = getattr(model, "dims", None) or (getattr(model, "config", None) or {}).get("dims")
+    if dims:
+        return int(dims)
+    for module in model.modules():
+        if isinstance(module, nn.Conv1d | nn.Conv2d):
+            return 1 if isinstance(module, nn.Conv1d) else 2
+    return 2

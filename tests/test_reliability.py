@@ -1,0 +1,95 @@
+"""Issue 14 groundwork: ``auto`` precision decided once per machine, the last-resort handler
+for bugs, ``resattn doctor``, and valid inputs that used to crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from resattn.engine import precision
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("RESATTN_CACHE", str(tmp_path))
+    precision.auto_decision.cache_clear()
+    yield tmp_path
+    precision.auto_decision.cache_clear()
+
+
+def test_auto_precision_is_decided_once_and_reused(cache: Path, monkeypatch) -> None:
+    first = precision.auto_decision()
+    record = json.loads((cache / "precision.json").read_text())
+    assert record["precision"] == first["precision"] and record["reason"]
+    assert record["machine"] == precision.machine_key()
+    # A later process reads the record instead of timing again: force the other answer in
+    # the record and the next decision follows it (no re-timing can flip it).
+    other = "fp32" if first["precision"] == "bf16" else "bf16"
+    (cache / "precision.json").write_text(json.dumps({**record, "precision": other}))
+    precision.auto_decision.cache_clear()
+    monkeypatch.setattr(precision, "_decide", lambda: pytest.fail("re-timed"))
+    assert precision.choose_precision("auto") == other
+
+
+def test_a_foreign_or_broken_record_is_measured_again(cache: Path) -> None:
+    (cache / "precision.json").write_text("{not json")
+    assert precision.auto_decision()["precision"] in ("fp32", "bf16")
+    assert json.loads((cache / "precision.json").read_text())["machine"] == \
+        precision.machine_key()
+    precision.auto_decision.cache_clear()
+    (cache / "precision.json").write_text(json.dumps({"machine": "another CPU",
+                                                      "precision": "bf16"}))
+    assert precision.auto_decision()["machine"] == precision.machine_key()
+
+
+def test_unexpected_exception_is_one_line_and_a_log(tmp_path: Path) -> None:
+    code = ("import sys\nfrom resattn import cli\n"
+            "@cli.app.command('boom')\ndef boom() -> None:\n    raise RuntimeError('kaboom')\n"
+            "sys.argv = ['resattn', 'boom']\ncli.main()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "RESATTN_CACHE": str(tmp_path)}, timeout=120)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "internal error in `resattn boom`" in proc.stderr and "kaboom" in proc.stderr
+    logs = list((tmp_path / "logs").glob("resattn-crash-*.log"))
+    assert len(logs) == 1 and str(logs[0]) in proc.stderr.replace("\n", "")
+    assert "Traceback" in logs[0].read_text() and "kaboom" in logs[0].read_text()
+
+
+def test_doctor_names_features_precision_and_extras(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "resattn", "doctor"], capture_output=True,
+                          text=True, env={**os.environ, "RESATTN_CACHE": str(tmp_path)},
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert set(report["cpu"]["features"]) >= {"AVX-512", "AVX-512 bf16", "AVX-512 VNNI",
+                                              "AMX bf16"}
+    assert report["precision_auto"]["precision"] in ("fp32", "bf16")
+    assert report["precision_auto"]["reason"]
+    assert report["precision_auto"]["recorded"] == str(tmp_path / "precision.json")
+    assert report["extras"]["optimize"]["installed"]  # the test extras include it
+    assert report["versions"]["torch"].startswith("2.")
+
+
+def test_cpu_flags_read_from_cpuinfo(tmp_path: Path) -> None:
+    from resattn.doctor import cpu_flags
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_vnni\n")
+    flags = cpu_flags(info)
+    assert flags["AVX2"] and flags["AVX-512"] and flags["AVX-512 VNNI"]
+    assert not flags["AMX bf16"] and not flags["AVX-512 bf16"]
+    assert not any(cpu_flags(tmp_path / "missing").values())
+
+
+def test_models_show_decoupled_densenet_with_defaults() -> None:
+    proc = run_cli("models", "show", "decoupled_densenet1d", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["input_shape"][1] == 95 and len(summary["input_shape"]) == 3
