@@ -9,10 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, write_stead
+from resattn.data import WaveformDataset
 from resattn.engine import precision
+from resattn.errors import DataError
 
 
 @pytest.fixture
@@ -93,3 +96,60 @@ def test_models_show_decoupled_densenet_with_defaults() -> None:
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["input_shape"][1] == 95 and len(summary["input_shape"]) == 3
+
+
+def _traces(n: int, length: int = 2000) -> dict:
+    rng = np.random.default_rng(0)
+    return {f"t{i}": rng.standard_normal((length, 3)).astype(np.float32) for i in range(n)}
+
+
+def test_csv_without_its_hdf5_is_an_error_not_a_skipped_class(tmp_path: Path) -> None:
+    eq = _traces(6)
+    write_stead(tmp_path, eq, dict.fromkeys(eq, "earthquake_local"), stem="eq")
+    noise = {f"n{k}": v for k, v in _traces(6).items()}
+    write_stead(tmp_path, noise, dict.fromkeys(noise, "noise"), stem="noise")
+    (tmp_path / "noise.hdf5").unlink()
+    with pytest.raises(DataError, match=r"noise\.csv lists traces .* no HDF5 partner"):
+        WaveformDataset.from_path(tmp_path)
+    (tmp_path / "noise.hdf5").mkdir()  # a folder named like the partner
+    with pytest.raises(DataError, match="no HDF5 partner"):
+        WaveformDataset.from_path(tmp_path)
+
+
+def test_other_csvs_beside_the_data_are_not_metadata(tmp_path: Path) -> None:
+    eq = _traces(4)
+    write_stead(tmp_path, eq, dict.fromkeys(eq, "earthquake_local"), stem="eq")
+    (tmp_path / "label_review.csv").write_text("trace,verdict\nx,earthquake\n")
+    assert len(WaveformDataset.from_path(tmp_path)) == 4
+
+
+def test_header_only_csv_is_an_error(tmp_path: Path) -> None:
+    eq = _traces(4)
+    write_stead(tmp_path, eq, dict.fromkeys(eq, "earthquake_local"), stem="eq")
+    write_stead(tmp_path, {}, {}, stem="noise")
+    (tmp_path / "noise.csv").write_text("trace_name,trace_category,p_arrival_sample\n")
+    with pytest.raises(DataError, match=r"noise\.csv holds a header but no trace rows"):
+        WaveformDataset.from_path(tmp_path)
+
+
+def test_training_on_one_class_is_refused(tmp_path: Path) -> None:
+    eq = _traces(12)
+    write_stead(tmp_path / "data", eq, dict.fromkeys(eq, "earthquake_local"), stem="eq")
+    proc = run_cli("train", "--model", "resnetkan1d", "--data", tmp_path / "data", "--out",
+                   tmp_path / "run", "--epochs", "1", "--quiet")
+    assert proc.returncode == 2, proc.stderr
+    assert "holds only the class(es) ['earthquake']" in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_fifo_named_like_metadata_does_not_hang(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "eq.csv")
+    proc = run_cli("evaluate", "--model", "stead-detector", "--data", tmp_path / "eq.csv",
+                   timeout=120)
+    assert proc.returncode == 2 and "eq.csv" in proc.stderr and "Traceback" not in proc.stderr
+    with pytest.raises(DataError, match="not a regular file"):
+        WaveformDataset.from_path(tmp_path / "eq.csv")
+    eq = _traces(4)
+    write_stead(tmp_path / "d", eq, dict.fromkeys(eq, "earthquake_local"), stem="eq")
+    os.mkfifo(tmp_path / "d" / "more.csv")
+    assert len(WaveformDataset.from_path(tmp_path / "d")) == 4

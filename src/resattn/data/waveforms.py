@@ -153,13 +153,35 @@ def _h5_partner(csv: Path) -> Path | None:
     return None
 
 
+def _lists_traces(csv: Path) -> bool:
+    """Whether a CSV's header names a ``trace_name`` column (other CSVs beside the data, such
+    as a label review, are not waveform metadata)."""
+    try:
+        with open(csv, newline="", errors="replace") as f:
+            header = f.readline(1 << 16)
+    except OSError:
+        return False
+    return "trace_name" in [c.strip().strip('"') for c in header.split(",")]
+
+
 def _find_pairs(path: Path) -> list[tuple[Path, Path]]:
     if not path.exists():
         raise DataError(f"data path {path} does not exist")
+    if not (path.is_dir() or path.is_file()):
+        raise DataError(f"data path {path} is not a regular file or folder (a FIFO or device?)")
     if path.is_dir():
-        pairs = [
-            (csv, h5) for csv in sorted(path.glob("*.csv")) if (h5 := _h5_partner(csv)) is not None
-        ]
+        pairs = []
+        for csv in sorted(path.glob("*.csv")):
+            if not csv.is_file():  # a folder or a FIFO named like a CSV is not read (no hang)
+                continue
+            h5 = _h5_partner(csv)
+            if h5 is not None:
+                pairs.append((csv, h5))
+            elif _lists_traces(csv):  # a waveform CSV whose HDF5 is missing: never skip it
+                raise DataError(
+                    f"metadata CSV {csv} lists traces (a 'trace_name' column) but has no HDF5 "
+                    f"partner: expected the file {csv.with_suffix('.hdf5').name} next to it"
+                )
         if not pairs:
             raise DataError(
                 f"data directory {path} holds no CSV/HDF5 pair: expected '<name>.csv' next to "
@@ -312,6 +334,8 @@ class WaveformDataset:
         infos, parts = [], []
         for k, (csv, h5) in enumerate(_find_pairs(Path(path))):
             meta = _read_csv(csv)  # CSV problems are reported before HDF5 problems
+            if len(meta) == 0:  # skipping it would silently drop a class
+                raise DataError(f"metadata CSV {csv} holds a header but no trace rows")
             infos.append(_inspect_h5(h5, csv))
             parts.append(_prepare(meta, csv, k))
         metadata = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]

@@ -111,6 +111,7 @@ class ClassificationTask(Task):
             check_init(net, spec)
         options = self.resolve(spec, init_meta)
         dataset = self.open(spec.data, options)
+        check_classes(dataset, self.class_names(dataset), spec.data)
         inputs = self.model_inputs(dataset)
         if spec.init_from:
             if getattr(net, "num_classes", inputs["num_classes"]) != inputs["num_classes"] \
@@ -184,3 +185,13 @@ def check_same_split(out: Path, record: dict) -> None:
         raise ConfigError(f"{path}: the run being resumed was split differently "
                           f"({', '.join(changed)} changed); resume with the options it started "
                           "with or choose another --out")
+
+
+def check_classes(dataset: Any, names: list[str], where: Any) -> None:
+    """Training data must hold at least two classes: with one, every metric is trivially 1."""
+    counts = np.bincount(np.asarray(dataset.labels, dtype=np.int64), minlength=len(names))
+    present = [n for n, c in zip(names, counts, strict=False) if c > 0]
+    if len(present) < 2:
+        raise ConfigError(f"{where}: the training data holds only the class(es) {present} "
+                          f"(counts {dict(zip(names, counts.tolist(), strict=False))}); a "
+                          "classifier needs examples of at least two classes")
