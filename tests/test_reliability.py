@@ -11,11 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import run_cli, write_stead
 from resattn.data import WaveformDataset
 from resattn.engine import precision
-from resattn.errors import DataError
+from resattn.engine.checkpoint import load_model, save_model
+from resattn.engine.trainer import TrainConfig, fit
+from resattn.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
+from resattn.models import create_model
 
 
 @pytest.fixture
@@ -153,3 +157,49 @@ def test_a_fifo_named_like_metadata_does_not_hang(tmp_path: Path) -> None:
     write_stead(tmp_path / "d", eq, dict.fromkeys(eq, "earthquake_local"), stem="eq")
     os.mkfifo(tmp_path / "d" / "more.csv")
     assert len(WaveformDataset.from_path(tmp_path / "d")) == 4
+
+
+def _tiny_sets(n: int = 32):
+    from torch.utils.data import TensorDataset
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, 256, generator=g)
+    y = torch.arange(n) % 2
+    return TensorDataset(x, y), TensorDataset(x[:8], y[:8])
+
+
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+    train_set, val_set = _tiny_sets()
+    model = create_model("cnn1d", in_chans=3, num_classes=2)
+    calls = {"n": 0}
+
+    def loss_fn(logits, x, y):  # finite for the first epoch (4 batches), then NaN
+        calls["n"] += 1
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        return loss if calls["n"] <= 4 else loss * float("nan")
+
+    cfg = TrainConfig(epochs=3, batch_size=8, precision="fp32", lr=1e-3)
+    with pytest.raises(TrainingDiverged, match=r"diverged in epoch 2.*epoch 1 is kept.*--lr"):
+        fit(model, train_set, val_set, tmp_path / "run", cfg, loss_fn=loss_fn,
+            show_progress=False)
+    state = json.loads((tmp_path / "run" / "last.json").read_text())
+    assert state["trainer"]["epoch"] == 1
+    net, _ = load_model(tmp_path / "run")  # the kept weights are finite and load
+    assert all(torch.isfinite(p).all() for p in net.parameters())
+
+
+def test_nan_weights_are_refused_on_load(tmp_path: Path) -> None:
+    model = create_model("cnn1d", in_chans=3, num_classes=2)
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    save_model(tmp_path / "model", model)
+    with pytest.raises(CheckpointError, match="NaN or Inf"):
+        load_model(tmp_path / "model")
+
+
+@pytest.mark.parametrize("field, value", [("lr", float("inf")), ("lr", 0.0),
+                                          ("weight_decay", float("nan")), ("batch_size", 0),
+                                          ("seed", -1), ("l1", -1.0), ("grad_clip", 0.0)])
+def test_recipe_values_out_of_range(field: str, value) -> None:
+    with pytest.raises(ConfigError, match=field):
+        TrainConfig(**{field: value}).validate()

@@ -17,3 +17,8 @@ class ConfigError(ResattnError):
 
 class CheckpointError(ResattnError):
     """A checkpoint is missing, corrupt or does not match the model it is loaded into."""
+
+
+class TrainingDiverged(ResattnError):
+    """The training loss became NaN or infinite: the options (learning rate, precision) are
+    the likely cause, not the code."""

@@ -115,6 +115,10 @@ def load_state(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path)
             f"{source}: weights do not match model {getattr(model, 'config', {}).get('model')!r}"
             f" ({'; '.join(p for p in parts if p)})"
         )
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{source}: weights hold NaN or Inf values ({bad[:3]}); the run "
+                              "that wrote them diverged: retrain it with a lower learning rate")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()})
 
 

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data.image_transforms import mix_batch
 from ..data.samplers import ClassBalancedSampler
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, TrainingDiverged
 from ..eval.metrics import classification_metrics
 from .callbacks import Callback, Checkpointing, EarlyStopping, LearningRateRule, Logging
 from .checkpoint import LAST_STEM, load_training_state
@@ -84,8 +84,18 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise ConfigError(f"epochs, batch_size and patience must be >= 1, got {self}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"lr must be a finite number > 0, got {self.lr}")
+        for name in ("weight_decay", "l1", "l2", "mix_alpha"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value}")
+        if self.grad_clip is not None and not (math.isfinite(self.grad_clip)
+                                               and self.grad_clip > 0):
+            raise ConfigError(f"grad_clip must be a finite number > 0, got {self.grad_clip}")
+        if self.seed < 0 or self.num_workers < 0:
+            raise ConfigError(f"seed and num_workers must be >= 0, got {self.seed}, "
+                              f"{self.num_workers}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {list(OPTIMIZERS)}, "
                               f"got {self.optimizer!r}")
@@ -178,6 +188,19 @@ def _train_loader(train_set: Dataset, cfg: TrainConfig, epoch: int) -> DataLoade
                       generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
 
 
+def diverged_message(cfg: TrainConfig, precision: str, epoch: int, loss: float) -> str:
+    """What to change when the loss is no longer finite, and what was kept."""
+    kept = (f"the checkpoint of epoch {epoch - 1} is kept (last.*, model.*)" if epoch > 1
+            else "no checkpoint was written")
+    hints = [f"a lower --lr (now {cfg.lr:g})"]
+    if not cfg.grad_clip:
+        hints.append("--grad-clip 1.0")
+    if precision == "bf16":
+        hints.append("--precision fp32")
+    return (f"training diverged in epoch {epoch}: the loss is {loss}; {kept}. Try "
+            + ", ".join(hints))
+
+
 def _train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                  cfg: TrainConfig, precision: str, progress: Progress, task,
                  loss_fn: LossFn | None = None, epoch: int = 0) -> float:
@@ -198,6 +221,8 @@ def _train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Op
             loss = lam * ce(logits.float(), y) + (1 - lam) * ce(logits.float(), partner)
         if cfg.l1 or cfg.l2:
             loss = loss + kernel_penalty(model, cfg.l1, cfg.l2, cfg.penalty_layers)
+        if not torch.isfinite(loss):  # before the step: the weights stay the last good ones
+            raise TrainingDiverged(diverged_message(cfg, precision, epoch, loss.item()))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
