@@ -203,3 +203,25 @@ def test_nan_weights_are_refused_on_load(tmp_path: Path) -> None:
 def test_recipe_values_out_of_range(field: str, value) -> None:
     with pytest.raises(ConfigError, match=field):
         TrainConfig(**{field: value}).validate()
+
+
+def _run_without(module: str, *args: str) -> subprocess.CompletedProcess:
+    """The real command line in a process where ``module`` cannot be imported."""
+    code = (f"import sys\nsys.modules[{module!r}] = None\nfrom resattn import cli\n"
+            f"sys.argv = ['resattn', *{list(map(str, args))!r}]\ncli.main()\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.parametrize("module, args, what", [
+    ("optuna", ("tune", "configs/seed004.yaml"), "resattn tune"),
+    ("torch_pruning", ("compress", "prune", "--model", "stead-detector", "--out", "x",
+                       "--data", "."), "resattn compress prune"),
+    ("onnxruntime", ("compress", "quantize", "--model", "stead-detector", "--out", "x",
+                     "--data", "."), "resattn compress"),
+])
+def test_missing_extra_names_the_install(module: str, args: tuple, what: str) -> None:
+    proc = _run_without(module, *args)
+    assert proc.returncode == 2, proc.stderr
+    assert f"{what} needs the optional package(s) ['{module}']" in proc.stderr
+    assert "pip install 'resattn[optimize]'" in proc.stderr

@@ -16,6 +16,7 @@ from typing import Annotated
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import cli_train
@@ -281,7 +282,10 @@ def _compare(model: str, data: Path, out: Path, part: str, extra: list[tuple[str
              techniques: tuple[str, ...] = ("fp32",)) -> list[dict]:
     """Rows of the original (as ``techniques``) and of each (technique, run) in ``extra``,
     printed as a table and written to ``out/compare.json``."""
+    from .extras import require
     from .io import atomic_write_json
+
+    require("optimize", "resattn compress", ("onnx", "onnxruntime"))
     from .optimize.benchmark import format_rows
     from .optimize.compare import eval_batches, model_row, original_rows
     from .pretrained import load_any
@@ -301,6 +305,9 @@ def compress_export(model: ModelOpt, out: OutOpt, data: DataOpt, part: PartOpt =
                     torchscript: Annotated[bool, typer.Option(
                         help="Also write a TorchScript (traced) file.")] = False) -> None:
     """ONNX (dynamic batch; dynamic length for 1-D models), verified against PyTorch."""
+    from .extras import require
+
+    require("optimize", "resattn compress export", ("onnx", "onnxruntime"))
     from .optimize.compare import onnx_check
     from .optimize.export import export_torchscript
     from .optimize.prune import input_shape_of
@@ -330,6 +337,9 @@ def compress_prune(model: ModelOpt, out: OutOpt, data: DataOpt,
                    finetune_epochs: Annotated[int, typer.Option()] = 2,
                    part: PartOpt = "auto") -> None:
     """Dependency-aware channel pruning, iterative with fine-tuning on the model's task."""
+    from .extras import require
+
+    require("optimize", "resattn compress prune")
     from .optimize.prune import prune
 
     result = prune(model, data, out, target, steps, finetune_epochs)
@@ -417,6 +427,9 @@ def tune(config: Annotated[Path, typer.Argument(help="Experiment config; its sea
              help="Random trials before TPE models the results.")] = 10) -> None:
     """Hyper-parameter search with Optuna (TPE, pruning of bad trials): rerun to resume, start on
     several machines with one --storage URL to share the study."""
+    from .extras import require
+
+    require("optimize", "resattn tune", ("optuna",))
     from .tune import best_summary, load_tuning, read_search, run_study, sigterm_as_interrupt
 
     exp, space = load_tuning(config)
@@ -521,7 +534,7 @@ def demo(
     from .demo import run_demo
 
     report = run_demo(out, epochs=epochs)
-    console.print(f"report: {report}")
+    console.print(f"report: {report}", markup=False)
 
 
 @app.command()
@@ -577,7 +590,8 @@ def main() -> None:
     try:
         app()
     except ResattnError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
+                      soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("interrupted; `--resume` continues from the last checkpoint")
@@ -586,7 +600,8 @@ def main() -> None:
         log = _report_bug(exc)
         where = f"the traceback is in {log}" if log else "the traceback could not be saved"
         console.print(f"[bold red]internal error[/] in `{_command_name(sys.argv)}` (a bug in "
-                      f"resattn, not in your input): {type(exc).__name__}: {exc}; {where}. "
+                      f"resattn, not in your input): {type(exc).__name__}: {escape(str(exc))}; "
+                      f"{escape(where)}. "
                       "Please report it with that file.", highlight=False, soft_wrap=True)
         sys.exit(1)
 

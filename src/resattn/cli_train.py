@@ -142,7 +142,8 @@ def train(ctx: typer.Context, **values) -> None:
                      show_progress=not values["quiet"])
     summary = task.train(spec)
     console.print(f"best epoch {summary['best_epoch']} of {summary['epochs_run']}; "
-                  f"{task.headline(summary['test'])}. Model: {values['out']}/model.safetensors")
+                  f"{task.headline(summary['test'])}. Model: {values['out']}/model.safetensors",
+                  markup=False)
 
 
 train.__signature__ = inspect.Signature([

@@ -17,14 +17,12 @@ import torch
 
 from .engine.precision import auto_decision
 from .engine.provenance import environment
+from .extras import EXTRAS, missing
 
 # /proc/cpuinfo flag -> what a user reads
 CPU_FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_bf16": "AVX-512 bf16",
              "avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI", "amx_bf16": "AMX bf16",
              "amx_int8": "AMX int8"}
-# extra -> modules it provides
-EXTRAS = {"optimize": ("onnx", "onnxruntime", "optuna", "torch_pruning"),
-          "seismo": ("obspy",), "postgres": ("psycopg2",), "tensorboard": ("tensorboard",)}
 DATA_FOLDERS = ("seismic", "seismic_more", "catalog", "mednist", "fer")
 
 
@@ -42,10 +40,10 @@ def cpu_flags(path: Path = Path("/proc/cpuinfo")) -> dict[str, bool]:
 def extras() -> dict[str, dict]:
     """Per extra: installed or not, the modules missing, and how to install it."""
     report = {}
-    for extra, modules in EXTRAS.items():
-        missing = [m for m in modules if importlib.util.find_spec(m) is None]
-        report[extra] = {"installed": not missing, "missing": missing,
-                         **({"install": f"pip install 'resattn[{extra}]'"} if missing else {})}
+    for extra in EXTRAS:
+        absent = missing(extra)
+        report[extra] = {"installed": not absent, "missing": absent,
+                         **({"install": f"pip install 'resattn[{extra}]'"} if absent else {})}
     return report
 
 
