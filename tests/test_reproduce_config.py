@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from conftest import REPO, run_cli
+from resattn.errors import ConfigError
 from test_cli import _assert_one_line_error
 
 IMAGE = {"name": "x", "task": "image", "data": ".",
@@ -222,3 +223,9 @@ def test_forecast_configs_train_what_the_committed_tables_trained(tmp_path: Path
     assert published[main.name] == paper
     quick = exp.quick_version()
     assert quick.seeds == 1 and quick.epochs <= 2 and quick.options.start > exp.options.start
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "..", "", "/abs"])
+def test_name_must_stay_inside_results(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ConfigError, match=r"bad\.yaml: name: expected one plain folder name"):
+        _load(tmp_path, _with(IMAGE, name=name))

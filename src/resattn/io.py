@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -59,3 +60,15 @@ def read_json(path: Path) -> dict:
         raise CheckpointError(f"{path}: file not found") from None
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a readable JSON file ({exc})") from None
+
+
+_FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def folder_name(name: str, where: str) -> str:
+    """``name`` if it is one plain folder name (letters, digits, ``.``, ``_``, ``-``; no
+    separator, no ``..``), so that ``results/<name>`` never points outside ``results/``."""
+    if not isinstance(name, str) or not _FOLDER_NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(f"{where}: expected one plain folder name (letters, digits, '.', '_', "
+                          f"'-'; no '/' or '..'), got {name!r}")
+    return name

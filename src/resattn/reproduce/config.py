@@ -26,7 +26,7 @@ from typing import Any
 
 from ..engine.trainer import TrainConfig, preset_config
 from ..errors import CheckpointError, ConfigError
-from ..io import read_json
+from ..io import folder_name, read_json
 from ..options import coerce, unknown_keys
 from ..tasks import Task, get_task, task_names
 from .sections import known_name, parse_quick, recipe_fields, task_options
@@ -134,6 +134,7 @@ class Experiment:
                           ("caveats", str), ("per_class", str | None),
                           ("baseline", str | None), ("metrics", list[str])):
             coerce(getattr(self, key), hint, f"{where}{key}")
+        folder_name(self.name, f"{where}name")  # results/<name> stays inside results/
         if self.seeds < 1 or self.epochs < 1:
             raise ConfigError(f"{where}seeds and epochs must be >= 1")
         for section in SECTIONS:

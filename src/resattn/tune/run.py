@@ -12,6 +12,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..errors import ConfigError, DataError
+from ..io import folder_name
 from ..reproduce.config import Cell, Experiment
 from .objective import direction, make_objective
 from .space import SearchSpace, load_tuning, parse_search
@@ -59,6 +60,8 @@ def run_study(experiment: str | Path | Experiment, search: Mapping | SearchSpace
     if not exp.data.exists():
         raise DataError(f"{exp.source}: data {exp.data} not found")
     name = study_name or f"{exp.name}-{tcell.slug}"
+    if out is None:
+        folder_name(name, "--study-name" if study_name else f"{exp.source}: name")
     out = Path(out or Path("results") / f"{name}-tune")
     out.mkdir(parents=True, exist_ok=True)
     settings = {"experiment": exp.name, "cell": tcell.name, "model": tcell.model,
