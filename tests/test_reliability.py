@@ -225,3 +225,31 @@ def test_missing_extra_names_the_install(module: str, args: tuple, what: str) ->
     assert proc.returncode == 2, proc.stderr
     assert f"{what} needs the optional package(s) ['{module}']" in proc.stderr
     assert "pip install 'resattn[optimize]'" in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (("train", "--model", "resnetkan1d", "--data", "{sample}", "--out", "{file}"),
+     "--out {file}: expected a folder, but it is a file"),
+    (("train", "--model", "resnetkan1d", "--data", "{sample}", "--out", "{file}/run"),
+     "--out {file}/run: cannot create a folder under the file {file}"),
+    (("evaluate", "--model", "stead-detector", "--data", "{sample}", "--predictions", "{tmp}"),
+     "--predictions {tmp}: expected a regular file to write, but it is a folder"),
+    (("evaluate", "--model", "stead-detector", "--data", "{sample}", "--predictions",
+      "/dev/null"), "--predictions /dev/null: expected a regular file"),
+    (("evaluate", "--model", "stead-detector", "--data", "{sample}", "--plots", "{file}"),
+     "--plots {file}: expected a folder"),
+    (("compress", "quantize", "--model", "stead-detector", "--data", "{sample}", "--out",
+      "/proc/resattn"), "--out /proc/resattn: cannot write in /proc"),
+    (("forecast", "train", "--catalog", "{sample}", "--out", "{file}"),
+     "--out {file}: expected a folder"),
+])
+def test_unwritable_outputs_fail_before_any_work(tmp_path: Path, sample_dir: Path, args,
+                                                 message: str) -> None:
+    file = tmp_path / "a-file"
+    file.write_text("")
+    fill = {"sample": sample_dir, "file": file, "tmp": tmp_path}
+    proc = run_cli(*(a.format(**fill) for a in args))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    assert message.format(**fill) in proc.stderr.replace("\n", "")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # nothing written

@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import cli_train
+from .cli_paths import out_dir, out_file
 from .errors import ConfigError, ResattnError
 from .options import parse_key_values
 
@@ -68,9 +69,10 @@ def evaluate(
         help="all, or the train/val/test part of the split the model was trained "
              "with (recomputed from its recorded seed and checked).")] = "all",
     predictions: Annotated[Path | None, typer.Option(
-        help="Also write per-item probabilities to this CSV.")] = None,
+        help="Also write per-item probabilities to this CSV.", callback=out_file)] = None,
     plots: Annotated[Path | None, typer.Option(
-        help="Write a reliability diagram (calibration, ECE) into this folder.")] = None,
+        help="Write a reliability diagram (calibration, ECE) into this folder.",
+        callback=out_dir)] = None,
 ) -> None:
     """Score a model on data: every trace (one deterministic window each) or every image."""
     from .pretrained import load_card
@@ -120,7 +122,7 @@ def predict(
     model: Annotated[str, typer.Option(help="Shipped model name, run directory or "
                                             "checkpoint file.")],
     cam: Annotated[Path | None, typer.Option(help="Write a Grad-CAM PNG per input into this "
-                                                  "folder.")] = None,
+                                                  "folder.", callback=out_dir)] = None,
     cam_method: Annotated[str, typer.Option(help="gradcam or gradcam++.")] = "gradcam",
     mc_samples: Annotated[int, typer.Option(help="Monte-Carlo dropout passes for the "
                                                  "uncertainty (std of the probability).")] = 20,
@@ -172,7 +174,7 @@ def _parse_bounds(text: str) -> tuple[float, ...]:
 @forecast_app.command("train")
 def forecast_train(
     catalog: CatalogOpt,
-    out: Annotated[Path, typer.Option(help="Run directory.")],
+    out: Annotated[Path, typer.Option(help="Run directory.", callback=out_dir)],
     region: Annotated[tuple[float, float, float, float] | None, typer.Option(
         help="LAT0 LAT1 LON0 LON1 (degrees); default: every event.")] = None,
     bounds: Annotated[str, typer.Option(help="Class bounds of the week's largest "
@@ -251,7 +253,7 @@ def reproduce(
     config: Annotated[Path, typer.Argument(help="Experiment config, e.g. "
                                                 "configs/seed000_table2.yaml.")],
     out: Annotated[Path | None, typer.Option(
-        help="Output folder (default results/<experiment>[-quick]).")] = None,
+        help="Output folder (default results/<experiment>[-quick]).", callback=out_dir)] = None,
     quick: Annotated[bool, typer.Option(help="The config's quick overrides: few epochs, "
                                              "seeds and images; minutes, for CI.")] = False,
 ) -> None:
@@ -271,7 +273,7 @@ compress_app = typer.Typer(no_args_is_help=True, help="Make a trained model smal
 app.add_typer(compress_app, name="compress")
 ModelOpt = Annotated[str, typer.Option(help="Shipped model name, run directory or checkpoint.")]
 DataOpt = Annotated[Path, typer.Option(help="Evaluation / training data of the model's task.")]
-OutOpt = Annotated[Path, typer.Option(help="Output folder.")]
+OutOpt = Annotated[Path, typer.Option(help="Output folder.", callback=out_dir)]
 PartOpt = Annotated[str, typer.Option(
     help="Part to score: train, val or test of the split the model was trained with "
          "(recomputed and checked), all, or auto (test when the model records its split, "
@@ -412,7 +414,8 @@ def tune(config: Annotated[Path, typer.Argument(help="Experiment config; its sea
              help="val_f1, val_accuracy (maximised) or val_loss (minimised).")] = "val_f1",
          seed: Annotated[int, typer.Option()] = 0,
          out: Annotated[Path | None, typer.Option(
-             help="Folder of trials/<number>/ (default results/<study>-tune).")] = None,
+             help="Folder of trials/<number>/ (default results/<study>-tune).",
+             callback=out_dir)] = None,
          timeout: Annotated[float | None, typer.Option(
              help="Start no trial after this many seconds.")] = None,
          quick: Annotated[bool, typer.Option(help="The config's quick overrides.")] = False,
@@ -526,8 +529,8 @@ def models_show(
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Folder for the demo's run and report.")]
-    = Path("resattn-demo"),
+    out: Annotated[Path, typer.Option(help="Folder for the demo's run and report.",
+                                      callback=out_dir)] = Path("resattn-demo"),
     epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.")] = 3,
 ) -> None:
     """Evaluate the shipped detector on the shipped sample, fine-tune briefly, write a report."""

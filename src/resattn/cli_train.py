@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
+from .cli_paths import out_dir
 from .engine.recipes import RECIPE_CHOICES, RECIPE_HELP
 from .engine.trainer import TrainConfig, preset_config
 from .errors import ConfigError
@@ -88,7 +89,8 @@ FIXED = [
 
 def _fixed_parameters() -> list[inspect.Parameter]:
     return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                              annotation=Annotated[kind, typer.Option(help=text)])
+                              annotation=Annotated[kind, typer.Option(
+                                  help=text, **({"callback": out_dir} if name == "out" else {}))])
             for name, kind, default, text in FIXED]
 
 

@@ -72,3 +72,41 @@ def folder_name(name: str, where: str) -> str:
         raise ConfigError(f"{where}: expected one plain folder name (letters, digits, '.', '_', "
                           f"'-'; no '/' or '..'), got {name!r}")
     return name
+
+
+def _probe(folder: Path, what: str, asked: Path) -> None:
+    """Create and remove a file in ``folder``: the one test of writability that holds for
+    root, read-only mounts and ACLs alike."""
+    try:
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".resattn-probe-")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        where = "there" if folder == asked else f"in {folder}"
+        raise ConfigError(f"{what} {asked}: cannot write {where} ({exc.strerror or exc})") \
+            from None
+
+
+def writable_dir(path: Path, what: str) -> Path:
+    """``path`` checked as an output folder before any work: an existing folder we can write
+    in, or a new one whose nearest existing parent is a writable folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{what} {path}: expected a folder, but it is a file")
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"{what} {path}: cannot create a folder under the file {ancestor}")
+    _probe(ancestor, what, path)
+    return path
+
+
+def writable_file(path: Path, what: str) -> Path:
+    """``path`` checked as an output file: not a folder or device, its folder writable."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{what} {path}: expected a regular file to write, but it is a "
+                          f"{'folder' if path.is_dir() else 'device or special file'}")
+    writable_dir(path.parent, what)
+    return path
