@@ -253,3 +253,25 @@ def test_unwritable_outputs_fail_before_any_work(tmp_path: Path, sample_dir: Pat
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
     assert message.format(**fill) in proc.stderr.replace("\n", "")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # nothing written
+
+
+MEDNIST_SAMPLE = Path(__file__).resolve().parents[1] / "src/resattn/sample/mednist/" \
+    "MedNIST_sample.tar.gz"
+
+
+@pytest.mark.parametrize("model, data, options, message", [
+    ("arn_cnn", "seismic", (), "needs a 1-D (signals) model, but arn_cnn is 2-D"),
+    ("resnet18_1d", "mednist", (), "needs a 2-D (images) model, but resnet18_1d is 1-D"),
+    ("resnetkan1d", "seismic", ("--option", "num_classes=7"),
+     "the data has 2 classes, but the model is built with num_classes=7"),
+    ("resnetkan1d", "seismic", ("--option", "in_chans=1"),
+     "the data has 3 channels, but the model is built with in_chans=1"),
+])
+def test_model_that_cannot_take_the_data(tmp_path: Path, sample_dir: Path, model: str,
+                                         data: str, options: tuple, message: str) -> None:
+    path = sample_dir if data == "seismic" else MEDNIST_SAMPLE
+    proc = run_cli("train", "--model", model, "--data", path, "--out", tmp_path / "run",
+                   "--epochs", "1", "--quiet", *options)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr.replace("\n", "") and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()

@@ -24,6 +24,7 @@ from ..engine.trainer import TrainConfig, fit
 from ..errors import ConfigError
 from ..io import atomic_write_json, read_json
 from ..models import create_model
+from ..models.summary import input_dims
 from ..pretrained import load_any
 from .base import Task, TrainSpec
 
@@ -32,6 +33,7 @@ class ClassificationTask(Task):
     """The shared pipeline; subclasses say how their data is read, split and scored."""
 
     positive: int | None = None  # metrics' positive class (binary tasks), else macro
+    dims = 2  # 1: the task's inputs are signals, 2: images
     explains = True
 
     # ------------------------------------------------------------------ what a task supplies
@@ -158,7 +160,22 @@ class ClassificationTask(Task):
         return list(dataset.class_names)
 
     def check_model(self, net: nn.Module, dataset: Any, where: Any) -> None:
-        """A clear error when the data's channels differ from what the model takes."""
+        """A clear error, before anything is written, when the model cannot take this data:
+        signals for an image model (or the reverse), other channels, other classes."""
+        name = (getattr(net, "config", None) or {}).get("model", type(net).__name__)
+        have = input_dims(net)
+        if have != self.dims:
+            kind = {1: "1-D (signals)", 2: "2-D (images)"}
+            raise ConfigError(f"{where}: {self.name} data needs a {kind[self.dims]} model, but "
+                              f"{name} is {kind.get(have, have)}; pick one from `resattn "
+                              "models list`")
+        config, inputs = getattr(net, "config", None) or {}, self.model_inputs(dataset)
+        for key in ("in_chans", "num_classes"):
+            if key in config and config[key] != inputs[key]:
+                raise ConfigError(f"{where}: the data has {inputs[key]} "
+                                  f"{'channels' if key == 'in_chans' else 'classes'}, but the "
+                                  f"model is built with {key}={config[key]}; drop --option "
+                                  f"{key} (it is set from the data)")
 
 
 def check_init(net: nn.Module, spec: TrainSpec) -> None:

@@ -235,6 +235,7 @@ class ImageClassification(ClassificationTask):
 
     def check_model(self, net, dataset, where):
         check_channels(net, dataset.channels, where)
+        super().check_model(net, dataset, where)
 
     def split(self, dataset, options, seed):
         parts = split_parts(dataset, seed, options.fractions, options.split)

@@ -171,6 +171,7 @@ class WaveformClassification(ClassificationTask):
     description = "earthquake vs noise, 3-component waveforms (seed 000)"
     options_type = WaveformOptions
     positive = POSITIVE
+    dims = 1
 
     def accepts(self, data: Path) -> bool:
         data = Path(data)
