@@ -147,3 +147,25 @@ def test_forecast_errors(forecast_run, tmp_path: Path) -> None:
     _assert_one_line_error(run_cli("forecast", "train", "--catalog", cat, "--out",
                                    tmp_path / "r2", "--train-end", "2009-01-01", "--val-end",
                                    "2008-01-01"), "--train-end")
+
+
+def test_forecast_train_never_reuses_or_overwrites_another_run(forecast_run, tmp_path: Path,
+                                                               sample_dir: Path) -> None:
+    cat, run = forecast_run
+    before = (run / "model.safetensors").read_bytes()
+    other = synthetic_catalog(tmp_path / "other.csv", seed=5)
+    proc = run_cli("forecast", "train", "--catalog", other, "--out", run, "--window", "16",
+                   "--train-end", "2008-01-01", "--val-end", "2010-01-01", "--epochs", "3")
+    assert proc.returncode == 2, proc.stderr
+    assert "holds a forecast run of other settings" in proc.stderr
+    assert (run / "model.safetensors").read_bytes() == before
+    waveform = tmp_path / "wave"
+    assert run_cli("train", "--model", "resnetkan1d", "--data", sample_dir, "--out", waveform,
+                   "--epochs", "1", "--quiet", "--option", "widths=[8,8,8,8]").returncode == 0
+    proc = run_cli("forecast", "train", "--catalog", cat, "--out", waveform, "--epochs", "1")
+    assert proc.returncode == 2
+    assert "holds a waveform-classification model; a weekly-forecast run would overwrite" \
+        in proc.stderr.replace("\n", "")
+    proc = run_cli("train", "--model", "resnetkan1d", "--data", sample_dir, "--out", run,
+                   "--epochs", "1", "--quiet")
+    assert proc.returncode == 2 and "holds a weekly-forecast model" in proc.stderr

@@ -124,3 +124,11 @@ def test_split_file_that_is_not_an_object(tmp_path: Path) -> None:
     path.write_text("[1, 2]")
     with pytest.raises(ConfigError, match="expected a mapping"):
         parse_text(str(path), dict | None, "--split")
+
+
+def test_fine_tuning_never_writes_over_its_source(sample_dir: Path, trained: Path) -> None:
+    before = (trained / "model.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match="would be overwritten"):
+        WAVEFORMS.train(spec(sample_dir, trained, init_from=str(trained), model_options={},
+                             resume=True))
+    assert (trained / "model.safetensors").read_bytes() == before

@@ -110,3 +110,13 @@ def writable_file(path: Path, what: str) -> Path:
                           f"{'folder' if path.is_dir() else 'device or special file'}")
     writable_dir(path.parent, what)
     return path
+
+
+def check_run_folder(out: Path, task: str) -> None:
+    """Refuse to train into a folder that holds another task's model (it would be
+    overwritten under the wrong metadata)."""
+    card = Path(out) / "model.json"
+    other = read_json(card).get("task") if card.is_file() else None
+    if other and other != task:
+        raise ConfigError(f"{out} holds a {other} model; a {task} run would overwrite it: "
+                          "choose another --out")

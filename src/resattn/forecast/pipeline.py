@@ -13,6 +13,7 @@ Run directory after ``train_forecaster``:
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -22,17 +23,12 @@ import torch
 from safetensors.torch import load_file
 
 from ..data.catalog import Catalog, magnitude_of_completeness, read_catalogs
-from ..engine.checkpoint import (
-    atomic_write_bytes,
-    atomic_write_json,
-    load_model,
-    load_state,
-    save_model,
-)
+from ..engine.checkpoint import load_model, load_state, save_model
 from ..engine.inference import predict_proba
 from ..engine.trainer import TrainConfig, fit
 from ..errors import ConfigError, DataError
 from ..eval.metrics import classification_metrics
+from ..io import atomic_write_bytes, atomic_write_json, check_run_folder, read_json
 from ..models import create_model
 from . import baselines as base
 from .features import DEFAULT_BOUNDS
@@ -117,6 +113,28 @@ def _fit_stage(model, data: dict, run: Path, tc: TrainConfig, names: list[str],
     load_state(model, load_file(path), path)
 
 
+def check_same_run(out: Path, record: dict) -> None:
+    """A forecast run resumes its stages from ``out``: refuse when ``out`` holds another
+    task's model or a run of other options or data (its stage weights would be reused under
+    the new metadata); else record what this run is (``run.json``)."""
+    check_run_folder(out, TASK)
+    path = out / "run.json"
+    record = json.loads(json.dumps(record))
+    if path.is_file():
+        old = read_json(path)
+        if old != record:
+            changed = sorted(k for k in {**old.get("forecast", {}), **record["forecast"]}
+                             if old.get("forecast", {}).get(k) != record["forecast"].get(k))
+            what = ", ".join(changed) if changed else "the catalogue data"
+            raise ConfigError(f"{out} holds a forecast run of other settings ({what} differ); "
+                              "its stage weights would be reused: choose another --out")
+    elif (out / "stage1").exists() or (out / "stage2").exists():
+        raise ConfigError(f"{out} holds forecast stages of an unrecorded run; choose another "
+                          "--out")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, record)
+
+
 def train_forecaster(catalogs, out: str | Path, cfg: ForecastConfig | None = None,
                      on_bad: str = "skip") -> dict:
     """Decoupled two-stage training (seed 003) on weekly series of the catalogue(s); scores
@@ -145,7 +163,7 @@ def train_forecaster(catalogs, out: str | Path, cfg: ForecastConfig | None = Non
                  "gaps": [[str(a), str(b)] for a, b in catalog.gaps(cfg.gap_days)],
                  "weeks_dropped_for_gaps": int((~series.usable).sum())},
     }
-    out.mkdir(parents=True, exist_ok=True)
+    check_same_run(out, {"forecast": asdict(cfg), "data": meta["data"]})
     torch.manual_seed(cfg.seed)
     model = create_model("decoupled_densenet1d", in_chans=z.shape[1], window=cfg.window,
                          num_classes=k, features=cfg.features, classifier=cfg.classifier)

@@ -144,3 +144,4 @@ class Task(ABC):
     def headline(self, test: dict) -> str:
         """One line of the test metrics, for the command line."""
         return f"test (n={test.get('n')}): accuracy {test['accuracy']:.4f}"
+

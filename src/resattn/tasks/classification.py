@@ -22,10 +22,10 @@ from ..engine.inference import predict_proba
 from ..engine.provenance import seed_everything
 from ..engine.trainer import TrainConfig, fit
 from ..errors import ConfigError
-from ..io import atomic_write_json, read_json
+from ..io import atomic_write_json, check_run_folder, read_json
 from ..models import create_model
 from ..models.summary import input_dims
-from ..pretrained import load_any
+from ..pretrained import checkpoint_stem, load_any
 from .base import Task, TrainSpec
 
 
@@ -104,6 +104,7 @@ class ClassificationTask(Task):
     def train(self, spec: TrainSpec) -> dict:
         out = Path(spec.out)
         cfg = self.recipe(spec)
+        check_run_folder(out, self.name)
         if (out / "last.json").exists() and not spec.resume:  # before split.json is rewritten
             raise ConfigError(f"{out} already holds a training run; pass --resume to continue "
                               "it or choose another --out")
@@ -180,7 +181,12 @@ class ClassificationTask(Task):
 
 def check_init(net: nn.Module, spec: TrainSpec) -> None:
     """Fine-tuning takes the architecture of its weights: a different ``--model`` or model
-    options would be silently ignored, so they are an error."""
+    options would be silently ignored, so they are an error; and it never writes over the
+    weights it starts from."""
+    source = checkpoint_stem(spec.init_from, "--init-from")
+    if source.parent.resolve() == Path(spec.out).resolve():
+        raise ConfigError(f"--out {spec.out} is the folder of the weights fine-tuned from "
+                          f"({spec.init_from}); they would be overwritten: choose another --out")
     have = (getattr(net, "config", None) or {}).get("model")
     if spec.model and have and spec.model != have:
         raise ConfigError(f"--init-from {spec.init_from} holds a {have} model, but --model is "
