@@ -132,3 +132,15 @@ def test_fine_tuning_never_writes_over_its_source(sample_dir: Path, trained: Pat
         WAVEFORMS.train(spec(sample_dir, trained, init_from=str(trained), model_options={},
                              resume=True))
     assert (trained / "model.safetensors").read_bytes() == before
+
+
+def test_prune_of_a_plain_mlp_head_model(sample_dir: Path, tmp_path: Path) -> None:
+    """cnn1d's MLP head is traced and pruned with the body (a stand-in head lost its input
+    width); the pruned, fine-tuned model runs and has fewer operations."""
+    from resattn.optimize.prune import prune
+
+    run = tmp_path / "cnn"
+    WAVEFORMS.train(spec(sample_dir, run, model="cnn1d", model_options={}))
+    result = prune(run, sample_dir, tmp_path / "pruned", target=0.5, steps=1,
+                   finetune_epochs=1)
+    assert result["steps"][-1]["macs"] < 0.7 * result["base_macs"]

@@ -18,6 +18,7 @@ from torch import nn
 from ..engine.checkpoint import PRUNED, save_model
 from ..engine.trainer import TrainConfig
 from ..errors import ConfigError
+from ..layers.kan import KANLinear
 from ..layers.state import eval_mode
 from ..models.summary import summarize
 from ..pretrained import load_any
@@ -31,8 +32,9 @@ def _plain_head(model: nn.Module):
     never pruned anyway, so a linear stand-in of the same width takes its place meanwhile."""
     head = getattr(model, "head", None)
     width = getattr(model, "pre_logits_features", None)
-    if head is None or width is None:
-        yield None
+    if head is None or width is None or not any(isinstance(m, KANLinear)
+                                                for m in head.modules()):
+        yield None  # a plain head is traced (and its input width pruned) with the rest
         return
     stand_in = nn.Linear(width, getattr(model, "num_classes", 2))
     model.head = stand_in
@@ -40,6 +42,12 @@ def _plain_head(model: nn.Module):
         yield stand_in
     finally:
         model.head = head
+
+
+def last_linear(model: nn.Module) -> nn.Module | None:
+    """The layer producing the logits (its outputs, the classes, are never pruned)."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return linears[-1] if linears else None
 
 
 def prune_step(model: nn.Module, input_shape: Sequence[int], ratio: float) -> nn.Module:
@@ -51,7 +59,8 @@ def prune_step(model: nn.Module, input_shape: Sequence[int], ratio: float) -> nn
         raise ConfigError(f"pruning ratio must be in (0, 1), got {ratio}")
     example = torch.randn(1, *input_shape)
     with eval_mode(model), _plain_head(model) as stand_in:
-        ignored = [m for m in (stand_in, getattr(model, "fc", None)) if isinstance(m, nn.Module)]
+        ignored = [m for m in (stand_in, getattr(model, "fc", None), last_linear(model))
+                   if isinstance(m, nn.Module)]
         pruner = tp.pruner.MetaPruner(model, example,
                                       importance=tp.importance.GroupMagnitudeImportance(p=2),
                                       pruning_ratio=ratio, ignored_layers=ignored)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from ..engine.checkpoint import load_model
+from ..engine.checkpoint import LAST_STEM, MODEL_STEM, load_model
 from ..engine.inference import predict_proba
 from ..engine.provenance import seed_everything
 from ..engine.trainer import TrainConfig, fit
@@ -183,8 +183,9 @@ def check_init(net: nn.Module, spec: TrainSpec) -> None:
     """Fine-tuning takes the architecture of its weights: a different ``--model`` or model
     options would be silently ignored, so they are an error; and it never writes over the
     weights it starts from."""
-    source = checkpoint_stem(spec.init_from, "--init-from")
-    if source.parent.resolve() == Path(spec.out).resolve():
+    source = checkpoint_stem(spec.init_from, "--init-from").resolve()
+    out = Path(spec.out).resolve()
+    if source in (out / MODEL_STEM, out / LAST_STEM):  # the files a run writes
         raise ConfigError(f"--out {spec.out} is the folder of the weights fine-tuned from "
                           f"({spec.init_from}); they would be overwritten: choose another --out")
     have = (getattr(net, "config", None) or {}).get("model")
