@@ -64,7 +64,8 @@ def test_init_from_fixes_the_architecture(sample_dir: Path, trained: Path,
         WAVEFORMS.train(spec(sample_dir, tmp_path / "a", model="cnn1d", init_from=str(trained),
                              model_options={}))
     with pytest.raises(ConfigError, match="model options come from the weights"):
-        WAVEFORMS.train(spec(sample_dir, tmp_path / "b", init_from=str(trained)))
+        WAVEFORMS.train(spec(sample_dir, tmp_path / "b", init_from=str(trained),
+                             model_options={"widths": [16, 16, 16, 16]}))
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 

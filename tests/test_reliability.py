@@ -123,7 +123,7 @@ def test_csv_without_its_hdf5_is_an_error_not_a_skipped_class(tmp_path: Path) ->
 def test_other_csvs_beside_the_data_are_not_metadata(tmp_path: Path) -> None:
     eq = _traces(4)
     write_stead(tmp_path, eq, dict.fromkeys(eq, "earthquake_local"), stem="eq")
-    (tmp_path / "label_review.csv").write_text("trace,verdict\nx,earthquake\n")
+    (tmp_path / "label_review.csv").write_text("trace_name,verdict\nt0,event_in_window\n")
     assert len(WaveformDataset.from_path(tmp_path)) == 4
 
 

@@ -154,14 +154,17 @@ def _h5_partner(csv: Path) -> Path | None:
 
 
 def _lists_traces(csv: Path) -> bool:
-    """Whether a CSV's header names a ``trace_name`` column (other CSVs beside the data, such
-    as a label review, are not waveform metadata)."""
+    """Whether a CSV is waveform metadata: a ``trace_name`` column and a ``trace_category``
+    one (STEAD) or a SeisBench ``metadata*`` name; other CSVs beside the data, such as a
+    label review, are not."""
     try:
         with open(csv, newline="", errors="replace") as f:
             header = f.readline(1 << 16)
     except OSError:
         return False
-    return "trace_name" in [c.strip().strip('"') for c in header.split(",")]
+    columns = {c.strip().strip('"') for c in header.split(",")}
+    return "trace_name" in columns and ("trace_category" in columns
+                                        or csv.stem.startswith("metadata"))
 
 
 def _find_pairs(path: Path) -> list[tuple[Path, Path]]:

@@ -85,7 +85,7 @@ class TrainConfig:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise ConfigError(f"epochs, batch_size and patience must be >= 1, got {self}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"lr must be a finite number > 0, got {self.lr}")
+            raise ConfigError(f"lr must be > 0 and finite, got {self.lr}")
         for name in ("weight_decay", "l1", "l2", "mix_alpha"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):

@@ -192,9 +192,13 @@ def check_init(net: nn.Module, spec: TrainSpec) -> None:
     if spec.model and have and spec.model != have:
         raise ConfigError(f"--init-from {spec.init_from} holds a {have} model, but --model is "
                           f"{spec.model}; pass --model {have} (the weights fix the architecture)")
-    if spec.model_options:
-        raise ConfigError(f"--option {sorted(spec.model_options)}: model options come from the "
-                          f"weights of --init-from {spec.init_from}; drop them")
+    config = json.loads(json.dumps(getattr(net, "config", None) or {}))
+    differ = sorted(k for k, v in (spec.model_options or {}).items()
+                    if json.loads(json.dumps(v)) != config.get(k))
+    if differ:
+        raise ConfigError(f"--option {differ}: model options come from the weights of "
+                          f"--init-from {spec.init_from} (they hold "
+                          f"{ {k: config.get(k) for k in differ} }); drop them")
 
 
 def check_same_split(out: Path, record: dict) -> None:
