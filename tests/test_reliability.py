@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -275,3 +276,19 @@ def test_model_that_cannot_take_the_data(tmp_path: Path, sample_dir: Path, model
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr.replace("\n", "") and "Traceback" not in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_resume_removes_what_a_killed_write_left(tmp_path: Path) -> None:
+    train_set, val_set = _tiny_sets()
+    cfg = TrainConfig(epochs=1, batch_size=8, precision="fp32")
+    run = tmp_path / "run"
+    fit(create_model("cnn1d", in_chans=3, num_classes=2), train_set, val_set, run, cfg,
+        show_progress=False)
+    stale, live = run / ".last.safetensors.abc123.tmp", run / ".model.json.def456.tmp"
+    stale.write_bytes(b"half")
+    live.write_bytes(b"being written")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    fit(create_model("cnn1d", in_chans=3, num_classes=2), train_set, val_set, run,
+        TrainConfig(epochs=2, batch_size=8, precision="fp32"), resume=True,
+        show_progress=False)
+    assert not stale.exists() and live.exists()

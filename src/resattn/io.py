@@ -120,3 +120,20 @@ def check_run_folder(out: Path, task: str) -> None:
     if other and other != task:
         raise ConfigError(f"{out} holds a {other} model; a {task} run would overwrite it: "
                           "choose another --out")
+
+
+def remove_stale_temps(folder: Path, older_than: float = 60.0) -> list[Path]:
+    """Remove the hidden ``.<name>.*.tmp`` files a killed atomic write left in ``folder``
+    (only those untouched for ``older_than`` seconds: a live writer's file is kept)."""
+    import time
+
+    removed = []
+    now = time.time()
+    for tmp in Path(folder).glob(".*.tmp"):
+        try:
+            if tmp.is_file() and now - tmp.stat().st_mtime > older_than:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:
+            continue
+    return removed

@@ -26,6 +26,7 @@ from ..data.image_transforms import mix_batch
 from ..data.samplers import ClassBalancedSampler
 from ..errors import CheckpointError, ConfigError, TrainingDiverged
 from ..eval.metrics import classification_metrics
+from ..io import remove_stale_temps
 from .callbacks import Callback, Checkpointing, EarlyStopping, LearningRateRule, Logging
 from .checkpoint import LAST_STEM, load_training_state
 from .inference import predict_proba
@@ -344,6 +345,7 @@ def fit(
         raise ConfigError(f"{run_dir} already holds a training run; pass --resume to continue "
                           "it or choose a new output directory")
     run_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(run_dir)  # what a write killed with the last run left behind
     seed_everything(cfg.seed)
     precision = choose_precision(cfg.precision)
     optimizer = build_optimizer(param_groups(model, cfg.lr), cfg.optimizer, cfg.lr,
