@@ -169,3 +169,25 @@ def test_forecast_train_never_reuses_or_overwrites_another_run(forecast_run, tmp
     proc = run_cli("train", "--model", "resnetkan1d", "--data", sample_dir, "--out", run,
                    "--epochs", "1", "--quiet")
     assert proc.returncode == 2 and "holds a weekly-forecast model" in proc.stderr
+
+
+@pytest.mark.parametrize("rows, message", [
+    (["2005-03-01T00:00:00,34,-117,4.5,10"], "1 event(s) from 2005-03-01 to 2005-03-01 leave 0"),
+    (["2090-03-01T00:00:00,34,-117,4.5,10", "2090-04-01T00:00:00,34,-117,2.5,10"],
+     "2 event(s) from 2090-03-01 to 2090-04-01 leave 0"),
+])
+def test_catalogue_too_short_for_a_forecast(tmp_path: Path, rows: list, message: str) -> None:
+    cat = tmp_path / "cat.csv"
+    cat.write_text("time,latitude,longitude,magnitude,depth\n" + "\n".join(rows) + "\n")
+    proc = run_cli("forecast", "train", "--catalog", cat, "--out", tmp_path / "run")
+    assert proc.returncode == 2 and message in proc.stderr.replace("\n", "")
+    assert not (tmp_path / "run").exists()
+
+
+def test_training_weeks_of_one_class_are_refused(tmp_path: Path) -> None:
+    cat = synthetic_catalog(tmp_path / "cat.csv", years=2)
+    proc = run_cli("forecast", "train", "--catalog", cat, "--out", tmp_path / "run",
+                   "--window", "8", "--bounds", "9,9.5", "--epochs", "1")
+    assert proc.returncode == 2, proc.stderr
+    assert "the training weeks hold only" in proc.stderr
+    assert not (tmp_path / "run").exists()

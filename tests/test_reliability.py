@@ -292,3 +292,19 @@ def test_resume_removes_what_a_killed_write_left(tmp_path: Path) -> None:
         TrainConfig(epochs=2, batch_size=8, precision="fp32"), resume=True,
         show_progress=False)
     assert not stale.exists() and live.exists()
+
+
+def test_sigterm_ends_a_command_like_ctrl_c(tmp_path: Path, sample_dir: Path) -> None:
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "resattn", "train", "--model", "resnetkan1d",
+                             "--data", str(sample_dir), "--out", str(run), "--epochs", "200",
+                             "--patience", "200", "--precision", "fp32", "--quiet", "--option",
+                             "widths=[8,8,8,8]"], stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 300
+    while not (run / "last.json").exists() and time.monotonic() < end and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(15)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted; `--resume` continues" in err and "Traceback" not in err
+    assert not list(run.glob(".*.tmp"))

@@ -450,6 +450,7 @@ def tune(config: Annotated[Path, typer.Argument(help="Experiment config; its sea
     except KeyboardInterrupt:
         console.print("interrupted: the running trial is queued again; rerun the same command "
                       "to resume")
+        _reported.add("interrupt")
         raise typer.Exit(130) from None
     _print_json(best_summary(result))
 
@@ -587,9 +588,27 @@ def _report_bug(exc: BaseException) -> Path | None:
     return None
 
 
+INTERRUPTED = "interrupted; `--resume` continues from the last checkpoint"
+_reported: set[str] = set()  # what a command already told the user (its own interrupt line)
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (a scheduler's stop, `kill`) ends a command as Ctrl-C does: every ``finally``
+    runs, so locks are released and partial files removed; checkpoints already written stay."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def main() -> None:
     """Entry point: user mistakes become one ``error:`` line and exit code 2; anything else is
     a bug: one line naming the command and the log file holding the traceback, exit code 1."""
+    _sigterm_as_interrupt()
     try:
         app()
     except ResattnError as exc:
@@ -597,8 +616,12 @@ def main() -> None:
                       soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        console.print("interrupted; `--resume` continues from the last checkpoint")
+        console.print(INTERRUPTED)
         sys.exit(130)
+    except SystemExit as exc:  # typer turns an interrupt into exit code 130, silently
+        if exc.code == 130 and "interrupt" not in _reported:
+            console.print(INTERRUPTED)
+        raise
     except Exception as exc:  # the last resort: no raw traceback for a user
         log = _report_bug(exc)
         where = f"the traceback is in {log}" if log else "the traceback could not be saved"

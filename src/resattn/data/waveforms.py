@@ -415,6 +415,9 @@ class WaveformDataset:
                 f"cannot read trace {name!r} from HDF5 file {info.path}: {exc}"
             ) from exc
         raw = np.asarray(raw)
+        if raw.dtype.kind not in "iuf":  # complex, text, compound: casting would be wrong
+            raise DataError(f"trace {name!r} in HDF5 file {info.path} holds {raw.dtype} "
+                            "samples; expected real numbers (integer or float)")
         first = _channels_first(raw.shape, info.dimension_order)
         if first is None:
             raise DataError(

@@ -77,12 +77,24 @@ def load_catalog(paths, region=None, min_magnitude=None, on_bad: str = "skip") -
     return catalog
 
 
+MIN_WEEKS = 20  # forecast weeks a run needs (70/15/15 % split: at least 3 test weeks)
+
+
 def _default_dates(catalog: Catalog, cfg: ForecastConfig) -> ForecastConfig:
     t = catalog.events["time"]
     start = pd.Timestamp(cfg.start) if cfg.start else t.iloc[0].normalize() + pd.Timedelta(
         weeks=cfg.window)
     end = pd.Timestamp(cfg.end) if cfg.end else t.iloc[-1].normalize()
     span = end - start
+    need = MIN_WEEKS
+    if span < pd.Timedelta(weeks=need):
+        first, last = t.iloc[0].date(), t.iloc[-1].date()
+        raise DataError(
+            f"{', '.join(map(str, catalog.sources))}: {len(t)} event(s) from {first} to {last} "
+            f"leave {max(span.days // 7, 0)} forecast week(s) from {start.date()} (the first "
+            f"event + --window {cfg.window} weeks) to {end.date()}; training, validation and "
+            f"test need at least {need}: give a longer catalogue, a smaller --window or "
+            "--start/--end")
     t1 = cfg.train_end or str((start + 0.70 * span).date())
     t2 = cfg.val_end or str((start + 0.85 * span).date())
     return replace(cfg, start=str(start.date()), end=str(end.date()), train_end=t1, val_end=t2)
@@ -111,6 +123,17 @@ def _fit_stage(model, data: dict, run: Path, tc: TrainConfig, names: list[str],
         meta=meta, class_names=names, show_progress=False)
     path = run / "model.safetensors"
     load_state(model, load_file(path), path)
+
+
+def check_classes_present(series: WeeklySeries, parts: dict[str, np.ndarray]) -> None:
+    """Training weeks of a single class (a catalogue with one event, or one whose events all
+    fall in a few weeks) make every score trivially perfect: refuse them."""
+    counts = np.bincount(series.labels[parts["train"]], minlength=len(series.class_names))
+    if (counts > 0).sum() < 2:
+        present = {n: int(c) for n, c in zip(series.class_names, counts, strict=True) if c}
+        raise DataError(f"the training weeks hold only {present} (classes by largest "
+                        f"magnitude {series.class_names}); a forecast needs weeks of at least "
+                        "two classes: give a longer catalogue, other --bounds or dates")
 
 
 def check_same_run(out: Path, record: dict) -> None:
@@ -147,6 +170,7 @@ def train_forecaster(catalogs, out: str | Path, cfg: ForecastConfig | None = Non
     series = build_series(catalog, pd.Timestamp(cfg.start) - pd.Timedelta(weeks=cfg.window - 1),
                           cfg.end, cfg.bounds, cfg.extra, gap_days=cfg.gap_days)
     parts = time_split(series, cfg.train_end, cfg.val_end, cfg.window)
+    check_classes_present(series, parts)
     scaler = Standardizer.fit(series.features.to_numpy()[parts["train"]])
     z = scaler(series.features.to_numpy())
     data = {p: WeekWindows(z, series.labels, idx, cfg.window) for p, idx in parts.items()}
