@@ -308,3 +308,10 @@ def test_sigterm_ends_a_command_like_ctrl_c(tmp_path: Path, sample_dir: Path) ->
     assert proc.returncode == 130, err
     assert "interrupted; `--resume` continues" in err and "Traceback" not in err
     assert not list(run.glob(".*.tmp"))
+
+
+def test_complex_samples_are_refused_not_cast(tmp_path: Path) -> None:
+    traces = {"c0": (_traces(1)["t0"] + 1j).astype(np.complex64)}
+    write_stead(tmp_path, traces, {"c0": "noise"}, stem="noise")
+    with pytest.raises(DataError, match="holds complex64 samples; expected real numbers"):
+        WaveformDataset.from_path(tmp_path).read(0)
