@@ -315,3 +315,23 @@ def test_complex_samples_are_refused_not_cast(tmp_path: Path) -> None:
     write_stead(tmp_path, traces, {"c0": "noise"}, stem="noise")
     with pytest.raises(DataError, match="holds complex64 samples; expected real numbers"):
         WaveformDataset.from_path(tmp_path).read(0)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda meta: [meta], "expected a JSON object"),
+    (lambda meta: None, "expected a JSON object"),
+    (lambda meta: "model", "expected a JSON object"),
+    (lambda meta: {**meta, "config": "resnetkan1d"}, "field 'config' must be an object"),
+    (lambda meta: {**meta, "contract": None}, "field 'contract' must be an object"),
+    (lambda meta: {**meta, "data": [1]}, "field 'data' must be an object"),
+])
+def test_checkpoint_json_of_the_wrong_structure(tmp_path: Path, damage, message: str,
+                                                sample_dir: Path) -> None:
+    model = create_model("cnn1d", in_chans=3, num_classes=2)
+    save_model(tmp_path / "model", model, {"task": "waveform-classification"})
+    card = tmp_path / "model.json"
+    card.write_text(json.dumps(damage(json.loads(card.read_text()))))
+    with pytest.raises(CheckpointError, match=message):
+        load_model(tmp_path)
+    proc = run_cli("evaluate", "--model", tmp_path, "--data", sample_dir)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr

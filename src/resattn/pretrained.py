@@ -11,7 +11,7 @@ from pathlib import Path
 
 from torch import nn
 
-from .engine.checkpoint import load_model, resolve_stem
+from .engine.checkpoint import load_model, read_card, resolve_stem
 from .errors import CheckpointError
 from .io import read_json
 
@@ -57,4 +57,4 @@ def load_any(source: str | Path) -> tuple[nn.Module, dict]:
 def load_card(source: str | Path) -> dict:
     """The metadata (config, contract, task) of a shipped name, run directory or checkpoint,
     without reading its weights."""
-    return read_json(checkpoint_stem(source).with_suffix(".json"))
+    return read_card(checkpoint_stem(source).with_suffix(".json"))

@@ -35,8 +35,24 @@ def _write_pair(stem: Path, tensors: dict[str, torch.Tensor], meta: dict) -> dic
     return meta
 
 
+CARD_OBJECTS = ("config", "trainer", "optimizer", "contract", "preprocessing", "forecast", "data")
+
+
+def read_card(path: Path) -> dict:
+    """A checkpoint's JSON, checked to be an object whose sections are objects."""
+    meta = read_json(path)
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: expected a JSON object (the model's config and "
+                              f"metadata), got {type(meta).__name__}")
+    for key in CARD_OBJECTS:
+        if key in meta and not isinstance(meta[key], dict):
+            raise CheckpointError(f"{path}: field {key!r} must be an object, got "
+                                  f"{type(meta[key]).__name__}")
+    return meta
+
+
 def _read_pair(stem: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    meta = read_json(stem.with_suffix(".json"))
+    meta = read_card(stem.with_suffix(".json"))
     weights = stem.with_suffix(".safetensors")
     try:
         data = weights.read_bytes()
