@@ -7,6 +7,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -125,8 +126,6 @@ def check_run_folder(out: Path, task: str) -> None:
 def remove_stale_temps(folder: Path, older_than: float = 60.0) -> list[Path]:
     """Remove the hidden ``.<name>.*.tmp`` files a killed atomic write left in ``folder``
     (only those untouched for ``older_than`` seconds: a live writer's file is kept)."""
-    import time
-
     removed = []
     now = time.time()
     for tmp in Path(folder).glob(".*.tmp"):

@@ -310,6 +310,13 @@ def _run_epoch(loop: FitLoop, epoch: int, train_set: Dataset, val_set: Dataset,
     return row
 
 
+def refuse_existing_run(run_dir: Path, resume: bool | str) -> None:
+    """A folder holding a training run is continued only when asked (``resume``)."""
+    if (Path(run_dir) / f"{LAST_STEM}.json").exists() and not resume:
+        raise ConfigError(f"{run_dir} already holds a training run; pass --resume to continue "
+                          "it or choose a new output directory")
+
+
 def fit(
     model: nn.Module,
     train_set: Dataset,
@@ -341,9 +348,7 @@ def fit(
                           f"got {strays}")
     run_dir = Path(run_dir)
     last_json = run_dir / f"{LAST_STEM}.json"
-    if last_json.exists() and not resume:
-        raise ConfigError(f"{run_dir} already holds a training run; pass --resume to continue "
-                          "it or choose a new output directory")
+    refuse_existing_run(run_dir, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(run_dir)  # what a write killed with the last run left behind
     seed_everything(cfg.seed)

@@ -20,7 +20,7 @@ from torch import nn
 from ..engine.checkpoint import LAST_STEM, MODEL_STEM, load_model
 from ..engine.inference import predict_proba
 from ..engine.provenance import seed_everything
-from ..engine.trainer import TrainConfig, fit
+from ..engine.trainer import TrainConfig, fit, refuse_existing_run
 from ..errors import ConfigError
 from ..io import atomic_write_json, check_run_folder, read_json
 from ..models import create_model
@@ -105,9 +105,7 @@ class ClassificationTask(Task):
         out = Path(spec.out)
         cfg = self.recipe(spec)
         check_run_folder(out, self.name)
-        if (out / "last.json").exists() and not spec.resume:  # before split.json is rewritten
-            raise ConfigError(f"{out} already holds a training run; pass --resume to continue "
-                              "it or choose another --out")
+        refuse_existing_run(out, spec.resume)  # before split.json is rewritten
         init_meta = None
         if spec.init_from:
             net, init_meta = load_any(spec.init_from)
