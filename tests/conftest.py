@@ -60,3 +60,12 @@ def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run the real command line in a subprocess."""
     return subprocess.run([sys.executable, "-m", "resattn", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """The fuzzing suite's case count (issue 14 asks for it in the report)."""
+    from fuzzing import CASES
+
+    if CASES:
+        terminalreporter.write_line(f"fuzzing: {sum(CASES.values()):,} generated cases in "
+                                    f"{len(CASES)} properties")

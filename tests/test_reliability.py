@@ -306,7 +306,7 @@ def test_sigterm_ends_a_command_like_ctrl_c(tmp_path: Path, sample_dir: Path) ->
     proc.send_signal(15)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert "interrupted; `--resume` continues" in err and "Traceback" not in err
+    assert "interrupted; rerun the same command" in err and "Traceback" not in err
     assert not list(run.glob(".*.tmp"))
 
 

@@ -101,6 +101,17 @@ CASES = [
     (_cell(FORECAST, 2, model="cnn1d"), "bad.yaml: cells[2].model: unknown key"),
     (_cell(FORECAST, 2, of="tree"), "bad.yaml: cells[2].of: 'tree' is not a trained cell"),
     (_with(FORECAST, data=[".", 3]), "bad.yaml: data: expected a path or a list of paths"),
+    (_cell(IMAGE, 0, published={"accuracy": "high"}),
+     "bad.yaml: cells[0].published.accuracy: expected a number, got 'high'"),
+    (_cell(IMAGE, 0, model="resnet81"), "bad.yaml: cells[0].model: unknown model 'resnet81'"),
+    (_cell(IMAGE, 0, modle="resnet18"), "bad.yaml: cells[0].modle: unknown key (did you mean "
+                                        "'model'?)"),
+    (_with(IMAGE, baseline="b"), "bad.yaml: baseline: no cell named 'b'"),
+    (_with(WAVEFORM, waveform={"split_by": "group"}),
+     "bad.yaml: waveform.split_by: expected a list, got 'group'"),
+    (_with(WAVEFORM, waveform={"bandpass": "1-20"}), "bad.yaml: waveform.bandpass: expected"),
+    (_with(IMAGE, epochs=None), "bad.yaml: epochs: expected an integer, got None"),
+    (_with(IMAGE, recipe=["lr", 0.1]), "bad.yaml: recipe: expected a mapping"),
 ]
 
 

@@ -5,11 +5,11 @@ A user's mistake (bad path, bad file, wrong option) ends in one ``error:`` line 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
 from enum import Enum
-from itertools import pairwise
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import cli_train
-from .cli_paths import out_dir, out_file
+from .cli_checks import number, out_dir, out_file
 from .errors import ConfigError, ResattnError
 from .options import parse_key_values
 
@@ -44,6 +44,21 @@ class Precision(str, Enum):
     bf16 = "bf16"
 
 
+class Part(str, Enum):
+    all = "all"
+    train = "train"
+    val = "val"
+    test = "test"
+
+
+class AutoPart(str, Enum):
+    auto = "auto"
+    all = "all"
+    train = "train"
+    val = "val"
+    test = "test"
+
+
 def _print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")
 
@@ -61,13 +76,13 @@ def evaluate(
     format: Annotated[Format, typer.Option(help="json: one JSON object on stdout.")]
     = Format.table,
     window: Annotated[int | None, typer.Option(help="Waveforms: override the model's "
-                                                    "window.")] = None,
-    batch_size: Annotated[int, typer.Option()] = 64,
+                                                    "window.", min=1)] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
     precision: Annotated[Precision, typer.Option()] = Precision.auto,
     pad: Annotated[bool, typer.Option(help="Zero-pad traces shorter than the window.")] = False,
-    part: Annotated[str, typer.Option(
+    part: Annotated[Part, typer.Option(
         help="all, or the train/val/test part of the split the model was trained "
-             "with (recomputed from its recorded seed and checked).")] = "all",
+             "with (recomputed from its recorded seed and checked).")] = Part.all,
     predictions: Annotated[Path | None, typer.Option(
         help="Also write per-item probabilities to this CSV.", callback=out_file)] = None,
     plots: Annotated[Path | None, typer.Option(
@@ -80,7 +95,7 @@ def evaluate(
 
     task = task_for(load_card(model), data, f"--model {model}")
     metrics = task.evaluate(model, data, window=window, precision=precision.value,
-                            batch_size=batch_size, pad=pad, part=part)
+                            batch_size=batch_size, pad=pad, part=part.value)
     title = task.evaluation_title(model, data, metrics)
     if predictions:
         task.write_predictions(predictions, metrics)
@@ -125,7 +140,8 @@ def predict(
                                                   "folder.", callback=out_dir)] = None,
     cam_method: Annotated[str, typer.Option(help="gradcam or gradcam++.")] = "gradcam",
     mc_samples: Annotated[int, typer.Option(help="Monte-Carlo dropout passes for the "
-                                                 "uncertainty (std of the probability).")] = 20,
+                                                 "uncertainty (std of the probability).",
+                                            min=1)] = 20,
     format: Annotated[Format, typer.Option(help="json: one JSON list on stdout.")]
     = Format.table,
 ) -> None:
@@ -134,8 +150,6 @@ def predict(
 
     if cam_method not in ("gradcam", "gradcam++"):
         raise ConfigError(f"--cam-method must be gradcam or gradcam++, got {cam_method!r}")
-    if mc_samples < 1:
-        raise ConfigError(f"--mc-samples must be >= 1, got {mc_samples}")
     rows = predict_files(model, files, cam, mc_samples, cam_method)
     if format is Format.json:
         _print_json(rows)
@@ -161,14 +175,12 @@ OnBad = Annotated[str, typer.Option(help="Bad catalogue rows: skip (reported wit
 
 
 def _parse_bounds(text: str) -> tuple[float, ...]:
+    """Comma-separated numbers (their order and range are the config's to check)."""
     try:
-        bounds = tuple(float(v) for v in text.split(","))
+        return tuple(float(v) for v in text.split(","))
     except ValueError:
-        bounds = ()
-    if not bounds or any(b >= c for b, c in pairwise(bounds)):
         raise ConfigError(f"--bounds expects increasing magnitudes, e.g. 3.5,4,4.5,5; got "
-                          f"{text!r}")
-    return bounds
+                          f"{text!r}") from None
 
 
 @forecast_app.command("train")
@@ -185,15 +197,16 @@ def forecast_train(
                                                        "(default 70 % of the span).")] = None,
     val_end: Annotated[str | None, typer.Option(help="T2: validation weeks end and test "
                                                      "weeks start here (default 85 %).")] = None,
-    window: Annotated[int, typer.Option(help="Weeks of history per prediction.")] = 32,
-    min_magnitude: Annotated[float | None, typer.Option(help="Drop smaller events.")] = None,
+    window: Annotated[int, typer.Option(help="Weeks of history per prediction.", min=1)] = 32,
+    min_magnitude: Annotated[float | None, typer.Option(help="Drop smaller events.",
+                                                        callback=number())] = None,
     features: Annotated[str, typer.Option(help="fused, implicit or explicit.")] = "fused",
     classifier: Annotated[str, typer.Option(help="dense (Fig. 3), flatten or cnn.")] = "dense",
     extra: Annotated[Path | None, typer.Option(
         help="CSV of your own per-time-step precursor features (a time column + numbers); "
              "each week gets the mean of the rows in the week before it.")] = None,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs per stage.")] = 100,
-    seed: Annotated[int, typer.Option()] = 0,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs per stage.", min=1)] = 100,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
     baselines: Annotated[bool, typer.Option(help="Also train the CNN and store the matrix "
                                                  "for the weighted SVM/tree.")] = True,
     on_bad: OnBad = "skip",
@@ -274,13 +287,13 @@ app.add_typer(compress_app, name="compress")
 ModelOpt = Annotated[str, typer.Option(help="Shipped model name, run directory or checkpoint.")]
 DataOpt = Annotated[Path, typer.Option(help="Evaluation / training data of the model's task.")]
 OutOpt = Annotated[Path, typer.Option(help="Output folder.", callback=out_dir)]
-PartOpt = Annotated[str, typer.Option(
+PartOpt = Annotated[AutoPart, typer.Option(
     help="Part to score: train, val or test of the split the model was trained with "
          "(recomputed and checked), all, or auto (test when the model records its split, "
          "else all).")]
 
 
-def _compare(model: str, data: Path, out: Path, part: str, extra: list[tuple[str, str]],
+def _compare(model: str, data: Path, out: Path, part: AutoPart, extra: list[tuple[str, str]],
              techniques: tuple[str, ...] = ("fp32",)) -> list[dict]:
     """Rows of the original (as ``techniques``) and of each (technique, run) in ``extra``,
     printed as a table and written to ``out/compare.json``."""
@@ -293,7 +306,7 @@ def _compare(model: str, data: Path, out: Path, part: str, extra: list[tuple[str
     from .pretrained import load_any
 
     net, meta = load_any(model)
-    batches = eval_batches(meta, data, part)
+    batches = eval_batches(meta, data, part.value)
     name = Path(model).name if Path(model).exists() else model
     rows = original_rows(name, net, meta, batches, out, techniques)
     rows += [model_row(name, technique, run, batches) for technique, run in extra]
@@ -303,7 +316,7 @@ def _compare(model: str, data: Path, out: Path, part: str, extra: list[tuple[str
 
 
 @compress_app.command("export")
-def compress_export(model: ModelOpt, out: OutOpt, data: DataOpt, part: PartOpt = "auto",
+def compress_export(model: ModelOpt, out: OutOpt, data: DataOpt, part: PartOpt = AutoPart.auto,
                     torchscript: Annotated[bool, typer.Option(
                         help="Also write a TorchScript (traced) file.")] = False) -> None:
     """ONNX (dynamic batch; dynamic length for 1-D models), verified against PyTorch."""
@@ -325,7 +338,7 @@ def compress_export(model: ModelOpt, out: OutOpt, data: DataOpt, part: PartOpt =
 
 @compress_app.command("quantize")
 def compress_quantize(model: ModelOpt, out: OutOpt, data: DataOpt,
-                      part: PartOpt = "auto") -> None:
+                      part: PartOpt = AutoPart.auto) -> None:
     """int8 static post-training quantisation (ONNX Runtime, calibrated on the data) and bf16
     autocast, beside the fp32 original."""
     _compare(model, data, out, part, [], ("fp32", "bf16", "int8"))
@@ -334,10 +347,12 @@ def compress_quantize(model: ModelOpt, out: OutOpt, data: DataOpt,
 @compress_app.command("prune")
 def compress_prune(model: ModelOpt, out: OutOpt, data: DataOpt,
                    target: Annotated[float, typer.Option(
-                       help="Fraction of multiply-accumulates to remove.")] = 0.5,
-                   steps: Annotated[int, typer.Option(help="Prune/fine-tune rounds.")] = 3,
-                   finetune_epochs: Annotated[int, typer.Option()] = 2,
-                   part: PartOpt = "auto") -> None:
+                       help="Fraction of multiply-accumulates to remove.",
+                       callback=number(0, 1, low_open=True, high_open=True))] = 0.5,
+                   steps: Annotated[int, typer.Option(help="Prune/fine-tune rounds.",
+                                                      min=1)] = 3,
+                   finetune_epochs: Annotated[int, typer.Option(min=0)] = 2,
+                   part: PartOpt = AutoPart.auto) -> None:
     """Dependency-aware channel pruning, iterative with fine-tuning on the model's task."""
     from .extras import require
 
@@ -354,14 +369,21 @@ def compress_distill(teacher: ModelOpt, student: Annotated[str, typer.Option(
                      out: OutOpt, data: DataOpt,
                      option: Annotated[list[str] | None, typer.Option(
                          help="Student option key=value, repeatable.")] = None,
-                     temperature: Annotated[float, typer.Option()] = 4.0,
+                     temperature: Annotated[float, typer.Option(
+                         callback=number(0, low_open=True))] = 4.0,
                      alpha: Annotated[float, typer.Option(
-                         help="Weight of the soft (teacher) term.")] = 0.7,
-                     epochs: Annotated[int, typer.Option()] = 10,
-                     part: PartOpt = "auto") -> None:
+                         help="Weight of the soft (teacher) term.",
+                         callback=number(0, 1))] = 0.7,
+                     epochs: Annotated[int, typer.Option(min=1)] = 10,
+                     part: PartOpt = AutoPart.auto) -> None:
     """Train a student on the teacher's task, split and preprocessing, from its soft outputs."""
+    from .models import model_entry
     from .optimize.distill import distill
 
+    try:
+        model_entry(student)
+    except ConfigError as exc:
+        raise ConfigError(f"--student: {exc}") from None
     distill(teacher, student, data, out / "student", parse_key_values(option), temperature,
             alpha, epochs)
     _compare(teacher, data, out, part, [(f"distilled student ({student})", out / "student")])
@@ -370,13 +392,14 @@ def compress_distill(teacher: ModelOpt, student: Annotated[str, typer.Option(
 @app.command()
 def finetune(model: ModelOpt, data: DataOpt, out: OutOpt,
              freeze: Annotated[int, typer.Option(
-                 help="Freeze the first N stages (-1: the whole trunk).")] = 0,
+                 help="Freeze the first N stages (-1: the whole trunk).", min=-1)] = 0,
              lr_decay: Annotated[float, typer.Option(
-                 help="Learning-rate factor per stage from the head down (1: same lr).")]
-             = 1.0,
-             epochs: Annotated[int, typer.Option()] = 10,
-             lr: Annotated[float | None, typer.Option(help="Base learning rate.")] = None,
-             part: PartOpt = "auto") -> None:
+                 help="Learning-rate factor per stage from the head down (1: same lr).",
+                 callback=number(0, low_open=True))] = 1.0,
+             epochs: Annotated[int, typer.Option(min=1)] = 10,
+             lr: Annotated[float | None, typer.Option(
+                 help="Base learning rate.", callback=number(0, low_open=True))] = None,
+             part: PartOpt = AutoPart.auto) -> None:
     """Transfer learning from trained weights onto new data (a new head if the classes
     differ), then the before/after table on the new data's test part."""
     from dataclasses import replace
@@ -388,7 +411,7 @@ def finetune(model: ModelOpt, data: DataOpt, out: OutOpt,
     _, meta = load_any(model)
     cfg = TrainConfig.from_record(meta.get("train_config"))
     summary = run(model, data, out, epochs, freeze, lr_decay,
-                  replace(cfg, lr=lr) if lr else cfg)
+                  replace(cfg, lr=lr) if lr is not None else cfg)
     test = summary["test"]
     console.print(f"fine-tuned: test accuracy {test['accuracy']:.4f}, macro F1 {test['f1']:.4f} "
                   f"(n={test['n']}); model: {out}")
@@ -408,26 +431,27 @@ def tune(config: Annotated[Path, typer.Argument(help="Experiment config; its sea
          study: Annotated[str | None, typer.Option(
              help="Study name (default <experiment>-<cell>).")] = None,
          trials: Annotated[int, typer.Option(
-             help="Global budget of COMPLETE + PRUNED trials.")] = 20,
+             help="Global budget of COMPLETE + PRUNED trials.", min=1)] = 20,
          pruner: Annotated[str, typer.Option(help="median, hyperband or none.")] = "median",
          metric: Annotated[str, typer.Option(
              help="val_f1, val_accuracy (maximised) or val_loss (minimised).")] = "val_f1",
-         seed: Annotated[int, typer.Option()] = 0,
+         seed: Annotated[int, typer.Option(min=0)] = 0,
          out: Annotated[Path | None, typer.Option(
              help="Folder of trials/<number>/ (default results/<study>-tune).",
              callback=out_dir)] = None,
          timeout: Annotated[float | None, typer.Option(
-             help="Start no trial after this many seconds.")] = None,
+             help="Start no trial after this many seconds.", callback=number(0))] = None,
          quick: Annotated[bool, typer.Option(help="The config's quick overrides.")] = False,
-         heartbeat: Annotated[int, typer.Option(help="Heartbeat interval, s.")] = 30,
+         heartbeat: Annotated[int, typer.Option(help="Heartbeat interval, s.", min=1)] = 30,
          grace: Annotated[int | None, typer.Option(
-             help="A trial silent this long (s) is retried (default 2 x heartbeat).")] = None,
+             help="A trial silent this long (s) is retried (default 2 x heartbeat).",
+             min=1)] = None,
          max_retry: Annotated[int, typer.Option(
-             help="Times a killed or interrupted trial is queued again.")] = 3,
+             help="Times a killed or interrupted trial is queued again.", min=0)] = 3,
          max_failures: Annotated[int, typer.Option(
-             help="Failed trials in a row that stop this worker.")] = 3,
+             help="Failed trials in a row that stop this worker.", min=1)] = 3,
          startup_trials: Annotated[int, typer.Option(
-             help="Random trials before TPE models the results.")] = 10) -> None:
+             help="Random trials before TPE models the results.", min=0)] = 10) -> None:
     """Hyper-parameter search with Optuna (TPE, pruning of bad trials): rerun to resume, start on
     several machines with one --storage URL to share the study."""
     from .extras import require
@@ -485,10 +509,11 @@ def models_list(
 def models_show(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     dims: Annotated[int | None, typer.Option(help="1 (signals) or 2 (images).")] = None,
-    in_chans: Annotated[int | None, typer.Option()] = None,
-    num_classes: Annotated[int | None, typer.Option()] = None,
+    in_chans: Annotated[int | None, typer.Option(min=1)] = None,
+    num_classes: Annotated[int | None, typer.Option(min=2)] = None,
     input_size: Annotated[list[int] | None, typer.Option(
-        help="Spatial size: samples (1-D) or H W (2-D). Default 5000 or 224 224.")] = None,
+        help="Spatial size: samples (1-D) or H W (2-D). Default 5000 or 224 224.",
+        min=1)] = None,
     option: Annotated[list[str] | None, typer.Option(help="Model option key=value.")] = None,
     format: Annotated[Format, typer.Option()] = Format.table,
 ) -> None:
@@ -532,7 +557,7 @@ def models_show(
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo's run and report.",
                                       callback=out_dir)] = Path("resattn-demo"),
-    epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.")] = 3,
+    epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.", min=0)] = 3,
 ) -> None:
     """Evaluate the shipped detector on the shipped sample, fine-tune briefly, write a report."""
     from .demo import run_demo
@@ -588,7 +613,8 @@ def _report_bug(exc: BaseException) -> Path | None:
     return None
 
 
-INTERRUPTED = "interrupted; `--resume` continues from the last checkpoint"
+INTERRUPTED = ("interrupted; rerun the same command (`train`: with --resume) to continue "
+               "from the last checkpoint")
 _reported: set[str] = set()  # what a command already told the user (its own interrupt line)
 
 
@@ -605,12 +631,18 @@ def _sigterm_as_interrupt() -> None:
         signal.signal(signal.SIGTERM, interrupt)
 
 
+@functools.cache
+def _command():
+    """The click command of ``app``, built once per process (typer rebuilds it per call)."""
+    return typer.main.get_command(app)
+
+
 def main() -> None:
     """Entry point: user mistakes become one ``error:`` line and exit code 2; anything else is
     a bug: one line naming the command and the log file holding the traceback, exit code 1."""
     _sigterm_as_interrupt()
     try:
-        app()
+        _command()(prog_name="resattn")
     except ResattnError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
                       soft_wrap=True)

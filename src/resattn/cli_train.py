@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli_paths import out_dir
+from .cli_checks import out_dir
 from .engine.recipes import RECIPE_CHOICES, RECIPE_HELP
 from .engine.trainer import TrainConfig, preset_config
 from .errors import ConfigError
@@ -103,7 +103,7 @@ def recipe_from(ctx: typer.Context, values: dict) -> TrainConfig:
     """The recipe: a preset filling every field the user did not type, else the fields."""
     names = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in TASK_RECIPE]
     recipe = {k: getattr(values[k], "value", values[k]) for k in names}
-    if values["preset"]:
+    if values["preset"] is not None:
         typed = {k: v for k, v in recipe.items() if _given(ctx, k)}
         return preset_config(values["preset"], **{"epochs": recipe["epochs"],
                                                   "seed": recipe["seed"],

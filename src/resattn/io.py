@@ -31,6 +31,26 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def atomic_link(src: Path, dst: Path) -> None:
+    """Make ``dst`` the same file as ``src`` at once, replacing what ``dst`` was: a hard link
+    (no bytes copied; ``src`` is never written in place, only replaced), or an atomic copy on a
+    filesystem without hard links."""
+    src, dst = Path(src), Path(dst)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        os.link(src, tmp)
+    except FileNotFoundError:
+        raise
+    except OSError:  # FAT, some network filesystems: no hard links
+        atomic_write_bytes(dst, src.read_bytes())
+        return
+    try:
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
@@ -125,12 +145,13 @@ def check_run_folder(out: Path, task: str) -> None:
 
 def remove_stale_temps(folder: Path, older_than: float = 60.0) -> list[Path]:
     """Remove the hidden ``.<name>.*.tmp`` files a killed atomic write left in ``folder``
-    (only those untouched for ``older_than`` seconds: a live writer's file is kept)."""
+    (only those untouched for ``older_than`` seconds: a live writer's file is kept; 0 when
+    the caller holds the folder alone, e.g. under a run's lock)."""
     removed = []
     now = time.time()
     for tmp in Path(folder).glob(".*.tmp"):
         try:
-            if tmp.is_file() and now - tmp.stat().st_mtime > older_than:
+            if tmp.is_file() and (older_than <= 0 or now - tmp.stat().st_mtime > older_than):
                 tmp.unlink()
                 removed.append(tmp)
         except OSError:

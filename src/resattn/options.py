@@ -155,9 +155,13 @@ def parse_text(text: str, annotation: Any, where: str) -> Any:
     if origin is typing.Literal:
         return coerce(text, annotation, where)
     if origin is dict or annotation is dict:
+        from .errors import ResattnError
         from .io import read_json
 
-        return coerce(read_json(text), annotation, f"{where} {text}")
+        try:
+            return coerce(read_json(text), annotation, f"{where} {text}")
+        except ResattnError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     for kind, word in ((int, "an integer"), (float, "a number")):
         if annotation is kind:
             try:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from resattn.data.files import read_arrays
 from resattn.errors import DataError
 
 __all__ = [
@@ -184,7 +185,8 @@ class _ZipStore(ImageStore):
     def read_bytes(self, i: int) -> bytes:
         try:
             return self._handle().read(self.names[i])
-        except (zipfile.BadZipFile, zlib.error, KeyError, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, KeyError, OSError, EOFError,
+                RuntimeError, NotImplementedError) as exc:  # (encrypted, unknown compression)
             raise DataError(f"{self.describe(i)}: cannot read zip member ({exc})") from exc
 
 
@@ -254,7 +256,25 @@ def _list_zip(path: Path) -> tuple[ImageStore, set[str]]:
     dirs = [member_path(i.filename) for i in infos if i.is_dir()]
     # Keep the raw member names (zip reads need them) sorted by their cleaned form.
     images = sorted((f for f in files if _is_image(member_path(f))), key=member_path)
+    _check_zip_members(path, [i for i in infos if _is_image(member_path(i.filename))])
     return _ZipStore(path, images), _all_dirs(map(member_path, files), dirs)
+
+
+_ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate",
+                zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "lzma"}
+
+
+def _check_zip_members(path: Path, infos: list[zipfile.ZipInfo]) -> None:
+    """Refuse at open time the image members no read could decode: encrypted ones, or ones
+    compressed by a method Python's zipfile lacks (e.g. 7-Zip's PPMd or Deflate64)."""
+    for info in infos:
+        if info.flag_bits & 0x1:
+            raise DataError(f"{path}:{info.filename}: the member is encrypted; expected an "
+                            "archive without a password (re-create it unencrypted)")
+        if info.compress_type not in _ZIP_METHODS:
+            raise DataError(f"{path}:{info.filename}: compression method {info.compress_type} "
+                            f"is not supported; expected one of {sorted(_ZIP_METHODS.values())}"
+                            " (re-create the zip with deflate)")
 
 
 def _list_tar(path: Path, max_memory_mb: float) -> tuple[ImageStore, set[str]]:
@@ -274,11 +294,26 @@ def _list_tar(path: Path, max_memory_mb: float) -> tuple[ImageStore, set[str]]:
         source = {"name": path} if raw is None else {"fileobj": io.BytesIO(raw)}
         with tarfile.open(mode="r:", **source) as tf:
             members = tf.getmembers()
+            end = tf.offset  # where the end-of-archive block must be
+        if raw is None:
+            with path.open("rb") as fh:
+                fh.seek(end)
+                marker = fh.read(tarfile.BLOCKSIZE)
+        else:
+            marker = raw[end : end + tarfile.BLOCKSIZE]
     except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
         raise DataError(
             f"{path}: cannot read tar archive ({type(exc).__name__}: {exc}); "
             "expected a valid .tar, .tar.gz, .tar.bz2 or .tar.xz"
         ) from exc
+    # tarfile takes a cut or damaged archive to end at the last whole member: without this
+    # check the images (whole classes) after the cut would be silently missing.
+    if len(marker) < tarfile.BLOCKSIZE or marker.strip(b"\0"):
+        raise DataError(
+            f"{path}: tar archive is truncated or damaged after {len(members)} member(s): no "
+            f"end-of-archive block at byte {end}; expected a complete archive (download or "
+            "copy it again)"
+        )
     files = [(member_path(m.name), m) for m in members if m.isfile()]
     dirs = [member_path(m.name) for m in members if m.isdir()]
     images = sorted((f for f in files if _is_image(f[0])), key=lambda f: f[0])
@@ -309,7 +344,8 @@ def _as_nhwc_uint8(images: np.ndarray, where: str) -> np.ndarray:
         return np.ascontiguousarray(images)
     if images.dtype == np.bool_:
         return images.astype(np.uint8) * 255
-    if np.issubdtype(images.dtype, np.number) and images.size:
+    real = images.dtype.kind in "iuf"  # not complex, text or datetimes
+    if real and images.size:
         lo, hi = float(images.min()), float(images.max())
         if np.isfinite([lo, hi]).all() and lo >= 0:
             # Floats up to 1 are taken as [0, 1] intensities; otherwise values must fit 0..255.
@@ -318,9 +354,18 @@ def _as_nhwc_uint8(images: np.ndarray, where: str) -> np.ndarray:
                 return np.rint(images * scale).astype(np.uint8)
     raise DataError(
         f"{where}: field 'images' has dtype {images.dtype}"
-        + (f" and values in [{images.min()}, {images.max()}]" if images.size else "")
+        + (f" and values in [{images.min()}, {images.max()}]" if real and images.size else "")
         + "; expected uint8, integers in 0..255 or floats in [0, 1]"
     )
+
+
+def _may_be_tar(path: Path) -> bool:
+    """``tarfile.is_tarfile``, also True when it fails on a damaged compressed stream (which
+    it lets escape as EOFError, zlib.error...): :func:`_list_tar` then says what is wrong."""
+    try:
+        return tarfile.is_tarfile(path)
+    except (OSError, EOFError, zlib.error, lzma.LZMAError):
+        return True
 
 
 def list_images(path: Path, max_memory_mb: float = 512.0) -> tuple[ImageStore, set[str]]:
@@ -334,7 +379,7 @@ def list_images(path: Path, max_memory_mb: float = 512.0) -> tuple[ImageStore, s
         return _list_folder(path)
     if zipfile.is_zipfile(path):
         return _list_zip(path)
-    if path.name.lower().endswith(_TAR_SUFFIXES) or tarfile.is_tarfile(path):
+    if path.name.lower().endswith(_TAR_SUFFIXES) or _may_be_tar(path):
         return _list_tar(path, max_memory_mb)
     raise DataError(
         f"{path}: unsupported file type; expected a folder, an .npz, "
@@ -347,21 +392,18 @@ def load_npz(path: Path) -> tuple[ImageStore, np.ndarray, list[str]]:
     ``(N, H, W, C)`` or ``(N, C, H, W)``, ``labels`` ``(N,)`` (ints or names) and optionally
     ``class_names`` ``(K,)``; images are held decoded as ``(N, H, W, C)`` uint8."""
     where = str(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in ("images", "labels") if k not in npz.files]
-            if missing:
-                raise DataError(
-                    f"{where}: missing field(s) {missing}; expected arrays 'images' and "
-                    f"'labels' (and optionally 'class_names'), found {npz.files}"
-                )
-            images, labels = npz["images"], npz["labels"]
-            names = npz["class_names"] if "class_names" in npz.files else None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataError(
-            f"{where}: cannot read .npz ({exc}); expected a numpy .npz file "
-            "of plain arrays (object arrays are not loaded)"
-        ) from exc
+
+    def fields(names: list[str]) -> list[str]:
+        missing = [k for k in ("images", "labels") if k not in names]
+        if missing:
+            raise DataError(
+                f"{where}: missing field(s) {missing}; expected arrays 'images' and "
+                f"'labels' (and optionally 'class_names'), found {names}"
+            )
+        return [k for k in ("images", "labels", "class_names") if k in names]
+
+    arrays = read_arrays(path, fields)
+    images, labels, names = arrays["images"], arrays["labels"], arrays.get("class_names")
     if labels.ndim != 1 or len(labels) != len(images):
         raise DataError(
             f"{where}: field 'labels' has shape {labels.shape} but 'images' has {len(images)} "

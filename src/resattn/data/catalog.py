@@ -11,11 +11,12 @@ Formats understood by :func:`read_catalog` (``fmt="auto"`` picks one from the he
   timestamp), ``Time``, ``Latitude``, ``Longitude``, ``Type``, ``Depth``, ``Magnitude``, ...;
   only ``Type == "Earthquake"`` rows are kept (all rows if there is no ``Type`` column).
 * ``csv``: any CSV with ``time``, ``latitude``/``lat``, ``longitude``/``lon``,
-  ``magnitude``/``mag`` and optionally ``depth``/``depth_km`` (names case-insensitive) and any
-  time pandas can parse; time-zone-aware times are converted to UTC.
+  ``magnitude``/``mag`` and optionally ``depth``/``depth_km`` (names case-insensitive); times
+  in the layout of the first row or ISO 8601, time-zone-aware ones converted to UTC.
 * ``quakeml``: QuakeML read through ObsPy; preferred origin and magnitude (else the first).
 
-CSV files may be gzip-compressed. Rows with an unparseable time, a missing or non-numeric
+CSV files may be gzip-compressed. Rows with an unparseable time (or one without its 4-digit
+year, such as "now", or outside 1678..2261), a missing or non-numeric
 magnitude/latitude/longitude, or values out of range are "bad": skipped and recorded (with their
 1-based line number, header = line 1) or raised as :class:`~resattn.errors.DataError`.
 Line numbers assume one record per line (no quoted multi-line fields).
@@ -26,13 +27,16 @@ from __future__ import annotations
 import gzip
 import io
 import warnings
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.api import guess_datetime_format
 
+from resattn.data.files import cause
 from resattn.errors import ConfigError, DataError
 
 __all__ = [
@@ -53,8 +57,10 @@ MAG_RANGE = (-5.0, 10.0)
 LAT_RANGE = (-90.0, 90.0)
 LON_RANGE = (-180.0, 360.0)
 _NS_PER_DAY = 86_400 * 10**9
+_TIME_RANGE = (pd.Timestamp("1678-01-01"), pd.Timestamp("2262-01-01"))  # datetime64[ns] span
 _XML_SUFFIXES = (".xml", ".quakeml", ".qml")
 _N_LINES_SHOWN = 5
+_N_GUESSES = 1000  # values tried for a time layout when neither the format nor ISO 8601 fits
 
 # Required columns per CSV format (lower case); the generic format lists accepted aliases.
 _SCEDC = ("time", "event_type", "magnitude", "latitude", "longitude")
@@ -86,7 +92,8 @@ class BadRow:
 
 class Catalog:
     """Events sorted by time: ``events`` has exactly :data:`CATALOG_COLUMNS`, ``time`` as naive
-    UTC ``datetime64[ns]``, floats elsewhere (``depth`` in km, may be NaN)."""
+    UTC ``datetime64[ns]``, floats elsewhere (``depth`` in km, NaN when unknown: missing, not a
+    number or infinite in the file)."""
 
     def __init__(self, events: pd.DataFrame, sources: Iterable[str] = (),
                  bad_rows: Iterable[tuple[str, BadRow]] = ()) -> None:
@@ -189,11 +196,16 @@ def _is_gzip(path: Path) -> bool:
 
 
 def _head(path: Path, n: int = 512) -> bytes:
-    if _is_gzip(path):
-        with gzip.open(path, "rb") as f:
+    """The first ``n`` bytes of the (decompressed) file; a broken gzip stream is a DataError."""
+    try:
+        if _is_gzip(path):
+            with gzip.open(path, "rb") as f:
+                return f.read(n)
+        with open(path, "rb") as f:
             return f.read(n)
-    with open(path, "rb") as f:
-        return f.read(n)
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+        raise DataError(f"cannot read catalogue {path}: {cause(exc)} (a damaged or truncated "
+                        "gzip file?)") from None
 
 
 def _looks_like_xml(path: Path) -> bool:
@@ -288,16 +300,43 @@ def _read_columns(path: Path, names: dict[str, str]) -> tuple[pd.DataFrame, np.n
 
 
 def _parse_times(raw: pd.Series, fmt: str | None) -> pd.Series:
-    """Vectorised parse with ``fmt`` (or inferred), then a per-value retry for failures."""
-    kwargs = {"format": fmt} if fmt else {}
-    with warnings.catch_warnings():  # "could not infer format": the retry below handles it
-        warnings.simplefilter("ignore", UserWarning)
-        t = pd.to_datetime(raw, errors="coerce", utc=True, **kwargs)
-    retry = t.isna() & raw.notna()
-    if retry.any():
-        t2 = pd.to_datetime(raw[retry], errors="coerce", utc=True, format="mixed")
-        t = t.where(~retry, t2)
-    return t.dt.tz_localize(None).astype("datetime64[ns]")
+    """Naive UTC ``datetime64[ns]`` times: each value in layout ``fmt``, else ISO 8601, else the
+    layout guessed from the first value left that has one; NaT (a bad row) if none fits or the
+    value is not a real date (see :func:`_real_times`).
+
+    Every pass uses one explicit layout: pandas' per-value inference (``format="mixed"``, or
+    no format when the first value has no recognisable layout) completes a partial value from
+    the current date, so that "12:30 2020" read on 2 December is 2 December 2020."""
+    t = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
+    for layout in (fmt, "ISO8601", ""):
+        todo = (t.isna() & raw.notna()).to_numpy()
+        if layout is None or not todo.any():
+            continue
+        text = raw[todo]
+        with warnings.catch_warnings():  # the guess warns when it reads the day first
+            warnings.simplefilter("ignore", UserWarning)
+            layout = layout or next((g for g in map(guess_datetime_format, map(
+                str, text.unique()[:_N_GUESSES])) if g), None)
+            if layout is None:
+                break
+            parsed = pd.to_datetime(text, errors="coerce", utc=True, format=layout)
+        t[todo] = _real_times(parsed.dt.tz_localize(None), text)
+    return t
+
+
+def _real_times(t: pd.Series, raw: pd.Series | None = None) -> pd.Series:
+    """Naive UTC times as ``datetime64[ns]``, NaT where a value is outside 1678..2261 (what
+    nanosecond timestamps hold) or, given its ``raw`` text, where that text does not hold the
+    year (within 1: a UTC offset may cross New Year): "now" and "today" parse to the clock."""
+    ok = ((t >= _TIME_RANGE[0]) & (t < _TIME_RANGE[1])).to_numpy(copy=True)
+    if raw is not None and ok.any():
+        text = raw.to_numpy(dtype=str)[ok]
+        years = t.dt.year.to_numpy()[ok].astype(np.int64)
+        written = np.zeros(len(text), dtype=bool)
+        for d in (0, -1, 1):
+            written |= np.char.find(text, np.char.zfill((years + d).astype(str), 4)) >= 0
+        ok[np.flatnonzero(ok)[~written]] = False
+    return t.where(ok).astype("datetime64[ns]")
 
 
 def _numeric(raw: pd.Series) -> pd.Series:
@@ -345,12 +384,12 @@ def _parse_south_asia(path: Path) -> tuple[_Parsed, np.ndarray]:
     date = pd.to_datetime(pd.DataFrame({k: parts[k].where(ok, 1).astype(np.int64)
                                         for k in ("year", "month", "day")}), errors="coerce")
     seconds = parts["hour"] * 3600 + parts["minute"] * 60 + parts["second"]
-    time = (date + pd.to_timedelta(seconds.where(ok, 0), unit="s")).where(ok)
+    time = _real_times((date + pd.to_timedelta(seconds.where(ok, 0), unit="s")).where(ok))
     raw_time = table.year.fillna("?")
     for k in ("month", "day", "hour", "minute", "second"):
         raw_time = raw_time + "," + table[k].fillna("?")
     parsed = _Parsed(
-        time=time.astype("datetime64[ns]"),
+        time=time,
         latitude=_numeric(table.latitude), longitude=_numeric(table.longitude),
         magnitude=_numeric(table.mw), depth=_numeric(table.depth_km),
         raw={"time": raw_time, "latitude": table.latitude, "longitude": table.longitude,
@@ -366,14 +405,12 @@ def _parse_usgs(path: Path) -> tuple[_Parsed, np.ndarray]:
         keep = table.type.str.lower().eq("earthquake").to_numpy()
         table, lines = table[keep].reset_index(drop=True), lines[keep]
     stamp = table.date + " " + table.time.fillna("")
-    time = pd.to_datetime(stamp, format="%m/%d/%Y %H:%M:%S", errors="coerce", utc=True)
-    for fallback in (stamp, table.date):  # other layouts; ISO timestamps in Date (and Time)
-        retry = time.isna() & fallback.notna()  # in a few rows of some copies
-        if retry.any():
-            again = pd.to_datetime(fallback[retry], errors="coerce", utc=True, format="mixed")
-            time = time.where(~retry, again)
+    time = _parse_times(stamp, "%m/%d/%Y %H:%M:%S")
+    retry = time.isna() & table.date.notna()  # an ISO timestamp in Date, in a few rows of
+    if retry.any():  # some copies
+        time = time.where(~retry, _parse_times(table.date[retry], None))
     parsed = _Parsed(
-        time=time.dt.tz_localize(None).astype("datetime64[ns]"),
+        time=time,
         latitude=_numeric(table.latitude), longitude=_numeric(table.longitude),
         magnitude=_numeric(table.magnitude), depth=_numeric(table.depth),
         raw={"time": stamp, "latitude": table.latitude, "longitude": table.longitude,
@@ -454,7 +491,7 @@ _PARSERS = {
 
 # (field, test-name) in the order a row is checked; the first failure is its reason.
 _EXPECTED = {
-    "time": "a parseable date/time",
+    "time": "a date/time from 1678 to 2261 with its 4-digit year",
     "magnitude": f"a number in [{MAG_RANGE[0]:g}, {MAG_RANGE[1]:g}]",
     "latitude": f"a number in [{LAT_RANGE[0]:g}, {LAT_RANGE[1]:g}]",
     "longitude": f"a number in [{LON_RANGE[0]:g}, {LON_RANGE[1]:g}]",
@@ -514,12 +551,13 @@ def read_catalog(path: str | Path, fmt: str = "auto", on_bad: str = "skip") -> C
                       f"{shown}{more} (first: {bad_rows[0][1].reason}); see Catalog.bad_rows",
                       CatalogWarning, stacklevel=2)
     good = ~bad
+    depth = parsed.depth[good].to_numpy(dtype=np.float64)
     events = pd.DataFrame({
         "time": parsed.time[good].to_numpy(),
         "latitude": parsed.latitude[good].to_numpy(),
         "longitude": parsed.longitude[good].to_numpy(),
         "magnitude": parsed.magnitude[good].to_numpy(),
-        "depth": parsed.depth[good].to_numpy(),
+        "depth": np.where(np.isfinite(depth), depth, np.nan),  # "inf" is as unknown as "oops"
     })
     return Catalog(events, [str(path)], bad_rows)
 

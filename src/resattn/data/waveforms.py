@@ -260,15 +260,32 @@ def _prepare(meta: pd.DataFrame, csv: Path, file_index: int) -> pd.DataFrame:
     return meta
 
 
+def _check_unique(meta: pd.DataFrame, csvs: list[Path]) -> None:
+    """One row per trace: a repeated name would read one waveform twice (under two labels,
+    perhaps) and put it on both sides of a split recorded by name."""
+    names = meta["trace_name"]
+    repeated = names.duplicated(keep=False).to_numpy()
+    if not repeated.any():
+        return
+    name = names.iloc[int(np.flatnonzero(repeated)[0])]
+    rows = meta.groupby("_file").cumcount().to_numpy() + 1  # data row within its CSV
+    (a, b) = np.flatnonzero((names == name).to_numpy())[:2]
+    files = meta["_file"].to_numpy()
+    second = f"data row {rows[b]}" + ("" if files[a] == files[b] else f" of {csvs[files[b]]}")
+    raise DataError(f"metadata CSV {csvs[files[a]]}: field 'trace_name': expected unique "
+                    f"trace names, got {name!r} in data row {rows[a]} and {second}")
+
+
 def _parse_selection(spec: str) -> tuple[int | slice, ...]:
-    """``"17,:3,:6000"`` -> ``(17, slice(None, 3), slice(None, 6000))``; ValueError if malformed."""
+    """``"17,:3,:6000"`` -> ``(17, slice(None, 3), slice(None, 6000))``; ValueError if malformed
+    (or a step below 1)."""
     parts: list[int | slice] = []
     for part in spec.split(","):
         part = part.strip()
         if ":" in part:
             bounds = [int(b) if b.strip() else None for b in part.split(":")]
-            if len(bounds) > 3:
-                raise ValueError(part)
+            if len(bounds) > 3 or (len(bounds) == 3 and bounds[2] is not None and bounds[2] < 1):
+                raise ValueError(part)  # HDF5 selections step forwards only
             parts.append(slice(*bounds))
         else:
             parts.append(int(part))
@@ -344,6 +361,7 @@ class WaveformDataset:
         metadata = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         if len(metadata) == 0:
             raise DataError(f"data path {path} holds no traces (all metadata CSVs are empty)")
+        _check_unique(metadata, [info.csv for info in infos])
         return cls(metadata, _H5Files(infos), comps)
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> WaveformDataset:
@@ -419,10 +437,10 @@ class WaveformDataset:
             raise DataError(f"trace {name!r} in HDF5 file {info.path} holds {raw.dtype} "
                             "samples; expected real numbers (integer or float)")
         first = _channels_first(raw.shape, info.dimension_order)
-        if first is None:
+        if first is None or 0 in raw.shape:
             raise DataError(
                 f"trace {name!r} in HDF5 file {info.path} has shape {raw.shape}, "
-                "expected (n_samples, 3)"
+                "expected (n_samples, 3) with n_samples >= 1"
             )
         x = np.asarray(raw if first else raw.T, dtype=np.float32)
         if not np.isfinite(x).all():
@@ -432,17 +450,25 @@ class WaveformDataset:
             x = x[perm]
         return np.ascontiguousarray(x)
 
-    def lengths(self) -> np.ndarray:
-        """``(n_traces,)`` int64 samples per trace without reading waveforms.
-
-        Uses the ``n_samples`` (STEAD) or ``trace_npts`` (SeisBench) column where present and
-        finite, else the HDF5 dataset shape.
-        """
+    def _declared_lengths(self) -> np.ndarray:
+        """``(n_traces,)`` samples per trace as the metadata declares them (``n_samples``, STEAD;
+        ``trace_npts``, SeisBench; the former wins), NaN where absent or not a count >= 1."""
         n = np.full(len(self), np.nan)
         for col in ("trace_npts", "n_samples"):  # later column takes priority
             if col in self.metadata.columns:
                 values = pd.to_numeric(self.metadata[col], errors="coerce").to_numpy(float)
-                n = np.where(np.isfinite(values), values, n)
+                with np.errstate(invalid="ignore"):
+                    count = (values >= 1) & (values < 2.0**53) & (values % 1 == 0)
+                n = np.where(count, values, n)
+        return n
+
+    def lengths(self) -> np.ndarray:
+        """``(n_traces,)`` int64 samples per trace without reading waveforms.
+
+        Uses the ``n_samples`` (STEAD) or ``trace_npts`` (SeisBench) column where it holds a
+        count, else the HDF5 dataset shape; :meth:`validate` checks that the two agree.
+        """
+        n = self._declared_lengths()
         for i in np.flatnonzero(~np.isfinite(n)):  # only rows the metadata cannot answer
             shape = self._trace_shape(int(i))
             info = self._files.infos[self._file_idx[i]]
@@ -456,20 +482,28 @@ class WaveformDataset:
         return n.astype(np.int64)
 
     def validate(self) -> list[str]:
-        """Read every trace once; return one message per problem found (empty list if clean)."""
+        """Read every trace once; return one message per problem found (empty list if clean):
+        an unreadable trace, a P pick outside it, a declared length it does not have."""
         problems: list[str] = []
         p = self.metadata["p_arrival_sample"].to_numpy(float)
+        declared = self._declared_lengths()
         for i in range(len(self)):
             try:
                 x = self.read(i)
             except DataError as exc:
                 problems.append(str(exc))
                 continue
+            info = self._files.infos[self._file_idx[i]]
             if np.isfinite(p[i]) and not 0 <= p[i] < x.shape[1]:
-                info = self._files.infos[self._file_idx[i]]
                 problems.append(
                     f"trace {self._names[i]!r} in {info.csv}: p_arrival_sample {p[i]:g} lies "
                     f"outside the trace of {x.shape[1]} samples"
+                )
+            if np.isfinite(declared[i]) and declared[i] != x.shape[1]:
+                problems.append(
+                    f"trace {self._names[i]!r} in {info.csv}: field 'n_samples' (or "
+                    f"'trace_npts') declares {declared[i]:.0f} samples, but {info.path} holds "
+                    f"{x.shape[1]}"
                 )
         return problems
 

@@ -5,11 +5,25 @@ A model checkpoint is ``<stem>.safetensors`` (weights) beside ``<stem>.json`` (`
 written before configs were resolved hold only the overridden options; they load unchanged.
 A training checkpoint (``last.*``) also holds the optimizer's tensors and the trainer's state,
 so ``--resume`` continues exactly (also a run started before configs were resolved).
+
+**A pair is committed by its JSON.** Each file is replaced atomically, the weights first and
+the JSON, which records the sha256 of the weights it belongs to, last. A process killed between
+the two leaves new weights beside the old JSON: a reader finds the digest mismatch and raises a
+``CheckpointError`` naming both files, never loads a mix. For ``model.*`` that is the answer (a
+resumed run rewrites it: the epoch that wrote it is trained again, ``last.*`` being written
+after it). For ``last.*``, ``save_training_state`` keeps the previous whole pair as
+``last-prev.*`` (hard links, no copy) until the new JSON is in place, and
+``load_training_state`` falls back to it, puts it back as ``last.*`` and warns
+(``CheckpointWarning``): the run resumes one epoch earlier and trains that epoch again, to the
+same weights. A torn ``last.*`` without a whole ``last-prev.*`` (not a kill during a save:
+files copied or edited by hand) is refused. Every checkpoint resattn has written, and the shipped
+weights, record the digest; a JSON without one (written by hand) loads unchecked.
 """
 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
 import torch
@@ -19,14 +33,21 @@ from safetensors.torch import save as save_tensors_bytes
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
-from ..io import atomic_write_bytes, atomic_write_json, read_json
+from ..io import atomic_link, atomic_write_bytes, atomic_write_json, read_json
 from ..models import config_of, create_model, resolve_config
 
 MODEL_STEM, LAST_STEM = "model", "last"
+PREV_STEM = "last-prev"  # the previous whole last.* pair while a new one is written
+PAIR = (".safetensors", ".json")  # the order a pair is written in: the JSON commits it
 PRUNED = "pruned"  # model attribute and checkpoint flag: layer widths differ from the config
 
 
+class CheckpointWarning(UserWarning):
+    """A torn training checkpoint was replaced by the previous whole one on resume."""
+
+
 def _write_pair(stem: Path, tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    """Weights, then the JSON that records their sha256 (the commit: see the module doc)."""
     data = save_tensors_bytes({k: v.detach().contiguous().cpu() for k, v in tensors.items()})
     weights = stem.with_suffix(".safetensors")
     meta = {**meta, "weights": weights.name, "sha256": hashlib.sha256(data).hexdigest()}
@@ -187,26 +208,75 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def pair_intact(stem: Path) -> bool:
+    """Whether ``<stem>.json`` and ``<stem>.safetensors`` are one whole pair: both readable,
+    the weights those whose sha256 the JSON records."""
+    try:
+        _read_pair(Path(stem))
+    except CheckpointError:
+        return False
+    return True
+
+
+def _link_pair(source: Path, target: Path) -> None:
+    """``target.*`` become the files of ``source.*`` (hard links), the weights first."""
+    for suffix in PAIR:
+        atomic_link(source.with_suffix(suffix), target.with_suffix(suffix))
+
+
+def _drop_pair(stem: Path) -> None:
+    for suffix in reversed(PAIR):
+        stem.with_suffix(suffix).unlink(missing_ok=True)
+
+
 def save_training_state(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                         trainer_state: dict) -> None:
-    """``last.safetensors`` + ``last.json``: everything needed to resume after this epoch."""
+    """``last.safetensors`` + ``last.json``: everything needed to resume after this epoch.
+    The pair they replace stays whole as ``last-prev.*`` until the new JSON is written."""
     opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors.update(opt_tensors)
     tensors["rng.torch"] = torch.get_rng_state()
-    stem = Path(run_dir) / LAST_STEM
+    stem, prev = Path(run_dir) / LAST_STEM, Path(run_dir) / PREV_STEM
+    if all(stem.with_suffix(suffix).exists() for suffix in PAIR):
+        _link_pair(stem, prev)
     _write_pair(stem, tensors, {"config": _config(model, stem.with_suffix(".json")),
                                 "optimizer": opt_meta, "trainer": trainer_state})
+    _drop_pair(prev)
+
+
+def _read_resume_pair(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """``last.*``; if a kill tore it, the previous whole pair ``last-prev.*``, put back in its
+    place (see the module doc)."""
+    stem, prev = Path(run_dir) / LAST_STEM, Path(run_dir) / PREV_STEM
+    try:
+        return _read_pair(stem)
+    except CheckpointError as exc:
+        torn = exc
+    try:
+        tensors, meta = _read_pair(prev)
+    except CheckpointError:
+        raise CheckpointError(
+            f"{torn}; there is no earlier whole checkpoint {prev.name}.* beside it (a run killed "
+            "while saving leaves one) to go back to, so the run cannot be resumed: train it "
+            "again into a new folder") from None
+    _link_pair(prev, stem)
+    _drop_pair(prev)
+    epoch = (meta.get("trainer") or {}).get("epoch")
+    warnings.warn(f"{stem}.*: {torn}; resuming from the previous whole checkpoint (epoch "
+                  f"{epoch}), put back as {stem.name}.*", CheckpointWarning, stacklevel=3)
+    return tensors, meta
 
 
 def load_training_state(run_dir: Path, model: nn.Module,
                         optimizer: torch.optim.Optimizer) -> dict:
-    """Restore model, optimizer and RNG from ``last.*``; returns the trainer's state.
+    """Restore model, optimizer and RNG from ``last.*`` (or, if a kill tore it, from the
+    previous whole pair); returns the trainer's state.
 
     The checkpoint's config and the model's are compared resolved, so a run written with a
     partial config (before configs were resolved) resumes with the same model."""
     stem = Path(run_dir) / LAST_STEM
-    tensors, meta = _read_pair(stem)
+    tensors, meta = _read_resume_pair(Path(run_dir))
     current = _config(model, stem.with_suffix(".json"))
     try:
         stored = resolve_config(meta.get("config") or {})

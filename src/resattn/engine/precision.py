@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
+from ..io import remove_stale_temps
 
 PRECISIONS = ("auto", "fp32", "bf16")
 _BF16_CAPABLE = ("AVX512", "AMX")  # prefixes of torch.backends.cpu.get_cpu_capability()
@@ -99,23 +100,54 @@ def _decide() -> dict:
                       f"{'>=' if chosen == 'bf16' else '<'} {_MIN_SPEEDUP}x threshold"}
 
 
+def _recorded(path: Path, key: str) -> dict | None:
+    """The decision recorded in ``path`` for machine ``key``; None if absent, unreadable or
+    another machine's."""
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        record = json.loads(path.read_text())
+        if record.get("machine") == key and record.get("precision") in ("fp32", "bf16"):
+            return record
+    return None
+
+
+def _publish(path: Path, record: dict) -> dict:
+    """Record ``record`` in ``path`` and return the decision that holds: one another process
+    recorded while this one measured wins (two first runs started together must not train
+    with two answers); a foreign or broken record is replaced."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path.parent)  # a record whose writer was killed
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(record, indent=1))
+        for _ in range(2):
+            theirs = _recorded(path, record["machine"])
+            if theirs is not None:
+                return theirs
+            if path.exists():  # foreign or broken
+                os.replace(tmp, path)
+                return record
+            try:
+                os.link(tmp, path)  # fails if another process recorded one meanwhile
+                return record
+            except FileExistsError:
+                continue
+        return record
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 @functools.lru_cache(maxsize=1)
 def auto_decision() -> dict:
     """The precision ``auto`` picks on this machine and why, decided once and recorded in
     :func:`decision_file` so that every later process (and a resumed run) picks the same;
     delete the file to measure again. An unreadable or foreign record is measured anew."""
     path, key = decision_file(), machine_key()
-    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
-        record = json.loads(path.read_text())
-        if record.get("machine") == key and record.get("precision") in ("fp32", "bf16"):
-            return {**record, "recorded": str(path)}
+    record = _recorded(path, key)
+    if record is not None:
+        return {**record, "recorded": str(path)}
     record = {"machine": key, **_decide()}
     with contextlib.suppress(OSError):  # a read-only home still gets a (per-process) choice
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(record, indent=1))
-        os.replace(tmp, path)
-        return {**record, "recorded": str(path)}
+        return {**_publish(path, record), "recorded": str(path)}
     return {**record, "recorded": None}
 
 

@@ -83,8 +83,9 @@ class TrainConfig:
         return cls(**{k: v for k, v in (record or {}).items() if k in cls.__dataclass_fields__})
 
     def validate(self) -> TrainConfig:
-        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
-            raise ConfigError(f"epochs, batch_size and patience must be >= 1, got {self}")
+        for name in ("epochs", "batch_size", "patience", "plateau_patience"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"lr must be > 0 and finite, got {self.lr}")
         for name in ("weight_decay", "l1", "l2", "mix_alpha"):
@@ -94,9 +95,9 @@ class TrainConfig:
         if self.grad_clip is not None and not (math.isfinite(self.grad_clip)
                                                and self.grad_clip > 0):
             raise ConfigError(f"grad_clip must be a finite number > 0, got {self.grad_clip}")
-        if self.seed < 0 or self.num_workers < 0:
-            raise ConfigError(f"seed and num_workers must be >= 0, got {self.seed}, "
-                              f"{self.num_workers}")
+        for name in ("seed", "num_workers"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {list(OPTIMIZERS)}, "
                               f"got {self.optimizer!r}")
@@ -109,8 +110,8 @@ class TrainConfig:
             raise ConfigError(f"sampling must be one of {list(SAMPLINGS)}, got {self.sampling!r}")
         if self.monitor not in MONITORS:
             raise ConfigError(f"monitor must be one of {list(MONITORS)}, got {self.monitor!r}")
-        if not 0 < self.plateau_factor < 1 or self.plateau_patience < 1:
-            raise ConfigError("plateau_factor must be in (0, 1) and plateau_patience >= 1")
+        if not 0 < self.plateau_factor < 1:
+            raise ConfigError(f"plateau_factor must be in (0, 1), got {self.plateau_factor}")
         if self.tensorboard not in TENSORBOARD_MODES:
             raise ConfigError(f"tensorboard must be one of {list(TENSORBOARD_MODES)}, got "
                               f"{self.tensorboard!r}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from ..errors import ConfigError, DataError
 from ..eval.metrics import classification_metrics
 from ..io import atomic_write_bytes, atomic_write_json, check_run_folder, read_json
 from ..models import create_model
+from ..models.densenet1d import CLASSIFIERS, FEATURE_INPUTS
 from . import baselines as base
 from .features import DEFAULT_BOUNDS
 from .series import Standardizer, WeeklySeries, WeekWindows, build_series, time_split
@@ -61,6 +63,64 @@ class ForecastConfig:
     extra: str | None = None  # per-time-step precursor table (CSV)
     recipe: dict = field(default_factory=dict)  # TrainConfig overrides for both stages
     backbone_from: str | None = None  # reuse this run's stage-1 backbone (Tables II-III)
+
+    def __post_init__(self) -> None:
+        """Every value checked before a catalogue is read or a file written."""
+        if self.region is not None:
+            lat0, lat1, lon0, lon1 = self.region
+            if not (-90 <= lat0 < lat1 <= 90 and -180 <= lon0 < lon1 <= 360):
+                raise ConfigError(f"region: expected LAT0 < LAT1 in [-90, 90] and LON0 < LON1 "
+                                  f"in [-180, 360] degrees, got {list(self.region)}")
+        bounds = tuple(self.bounds)
+        if not bounds or not all(MAGNITUDES[0] <= b <= MAGNITUDES[1] for b in bounds) or any(
+                b >= c for b, c in pairwise(bounds)):
+            raise ConfigError(f"bounds: expected increasing magnitudes in {list(MAGNITUDES)}, "
+                              f"e.g. 3.5,4,4.5,5; got {list(bounds)}")
+        if self.min_magnitude is not None and not (
+                MAGNITUDES[0] <= self.min_magnitude <= MAGNITUDES[1]):
+            raise ConfigError(f"min_magnitude: expected a magnitude in {list(MAGNITUDES)}, got "
+                              f"{self.min_magnitude}")
+        dates = {k: parse_date(getattr(self, k), _flag(k))
+                 for k in ("start", "train_end", "val_end", "end") if getattr(self, k) is not None}
+        ordered = list(dates.items())
+        for (a, ta), (b, tb) in pairwise(ordered):
+            if not ta < tb:
+                raise ConfigError(f"{_flag(a)} ({ta.date()}) must come before {_flag(b)} "
+                                  f"({tb.date()})")
+        for name in ("window", "epochs", "patience", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        if not (self.lr > 0 and np.isfinite(self.lr)) or not (
+                self.gap_days > 0 and np.isfinite(self.gap_days)):
+            raise ConfigError(f"lr and gap_days must be finite numbers > 0, got {self.lr}, "
+                              f"{self.gap_days}")
+        for name, choices in (("features", FEATURE_INPUTS), ("classifier", CLASSIFIERS)):
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"{name} must be one of {list(choices)}, got "
+                                  f"{getattr(self, name)!r}")
+
+
+def _flag(name: str) -> str:
+    """A config field as the command line spells it (``train_end`` -> ``--train-end``)."""
+    return "--" + name.replace("_", "-")
+
+
+MAGNITUDES = (-2.0, 10.0)  # the plausible range of a magnitude bound or floor
+FIRST_DAY, LAST_DAY = pd.Timestamp("1678-01-01"), pd.Timestamp("2261-12-31")  # pandas' range
+
+
+def parse_date(text: str, where: str) -> pd.Timestamp:
+    """An ISO date (or date and time) of the catalogue era, else a ConfigError naming ``where``."""
+    try:
+        when = pd.Timestamp(str(text).strip())
+    except (ValueError, OverflowError, TypeError):
+        when = None
+    if when is None or pd.isna(when) or not FIRST_DAY <= when <= LAST_DAY:
+        raise ConfigError(f"{where}: expected a date such as 2005-02-28 (between "
+                          f"{FIRST_DAY.year} and {LAST_DAY.year}), got {text!r}")
+    return when.tz_localize(None) if when.tzinfo else when
 
 
 def load_catalog(paths, region=None, min_magnitude=None, on_bad: str = "skip") -> Catalog:
@@ -264,20 +324,22 @@ def evaluate_forecaster(run: str | Path, catalogs, date_from: str, date_to: str,
     """Score a trained run on the whole weeks in [date_from, date_to) of the given catalogues
     (concatenated; each week's features use every event before it)."""
     run = Path(run)
+    t0, t_end = parse_date(date_from, "--from"), parse_date(date_to, "--to")
+    if not t0 < t_end:
+        raise ConfigError(f"--from ({t0.date()}) must come before --to ({t_end.date()})")
     _, meta = load_model(run)
     if "forecast" not in meta:
         raise ConfigError(f"{run}: not a weekly-forecast run (its model.json has no "
                           "'forecast' section)")
     f = meta["forecast"]
     catalog = load_catalog(catalogs, f["region"], f["min_magnitude"], on_bad)
-    t0 = pd.Timestamp(date_from)
-    series = build_series(catalog, t0 - pd.Timedelta(weeks=f["window"]), date_to,
+    series = build_series(catalog, t0 - pd.Timedelta(weeks=f["window"]), t_end,
                           tuple(f["bounds"]), extra or f["extra"],
                           gap_days=f.get("gap_days", 180.0))
     if series.names != f["feature_names"]:
         raise DataError(f"the features built now ({len(series.names)}) differ from the "
                         f"model's ({len(f['feature_names'])}); pass the same --extra table")
-    idx = series.positions(t0, date_to, f["window"])
+    idx = series.positions(t0, t_end, f["window"])
     if len(idx) == 0:
         raise DataError(f"no whole week between {date_from} and {date_to}")
     z = Standardizer.from_json(f["standardizer"])(series.features.to_numpy())

@@ -85,8 +85,11 @@ def usable_weeks(catalog: Catalog, starts: pd.DatetimeIndex, gap_days: float = 1
                  lookback_weeks: int = 52) -> np.ndarray:
     """False for weeks whose label week or feature look-back (``lookback_weeks``, the longest
     feature window) overlaps a stretch of more than ``gap_days`` without any event: missing
-    data (SCEDC lacks 1992 and 2019), not quiet weeks."""
-    ok = np.ones(len(starts), dtype=bool)
+    data (SCEDC lacks 1992 and 2019), not quiet weeks. Weeks before the catalogue's first
+    event or ending after its last are missing data too: the catalogue does not cover them."""
+    times = catalog.events["time"]
+    first, last = times.iloc[0].normalize(), times.iloc[-1].normalize() + pd.Timedelta(days=1)
+    ok = np.asarray((starts >= first) & (starts + pd.Timedelta(days=7) <= last), dtype=bool)
     for a, b in catalog.gaps(gap_days):
         lo = starts - pd.Timedelta(weeks=lookback_weeks)
         hi = starts + pd.Timedelta(days=7)
@@ -121,9 +124,13 @@ def time_split(series: WeeklySeries, train_end: str, val_end: str,
              "test": series.positions(t2, None, window)}
     empty = [p for p, v in parts.items() if len(v) == 0]
     if empty:
+        usable = int(series.usable.sum()) if series.usable is not None else len(series.starts)
         raise DataError(f"the {'/'.join(empty)} period holds no whole week with {window} weeks "
                         f"of history before it (weeks {series.starts[0].date()} to "
-                        f"{series.starts[-1].date()}, T1 {t1.date()}, T2 {t2.date()})")
+                        f"{series.starts[-1].date()}, T1 {t1.date()}, T2 {t2.date()}; "
+                        f"{usable} of {len(series.starts)} weeks have data: weeks before the "
+                        "first event, after the last or in a long gap without events are "
+                        "missing data)")
     return parts
 
 

@@ -14,6 +14,7 @@ import difflib
 import fnmatch
 import functools
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -134,11 +135,48 @@ def list_models(pattern: str | None = None) -> list[str]:
     return [n for n in names if pattern is None or fnmatch.fnmatch(n, pattern)]
 
 
+# Ranges of the options several models share (the builders check their own choices).
+AT_LEAST_ONE = frozenset({
+    "in_chans", "in_chans_a", "in_chans_b", "base_width", "groups", "growth_rate", "kernel_size",
+    "stem_kernel", "stem_width", "fc_dim", "head_hidden", "fpn_channels", "fusion_channels",
+    "hff_reduction", "d_model", "num_heads", "num_layers", "patch", "seq_len", "window",
+    "input_size", "out_chans", "depth", "width_per_group", "depth_b"})
+PROBABILITIES = frozenset({"drop_rate", "drop_path_rate", "block_dropout", "dropout"})
+POSITIVE = frozenset({"width", "mlp_ratio", "compression"})
+
+
+def _check_value(model: str, key: str, value: object, default: object) -> None:
+    """A ConfigError unless ``value`` has the kind of ``default`` and the range of ``key``."""
+    where = f"model {model!r} option {key}"
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    is_number = is_int or isinstance(value, float)
+    if isinstance(default, bool) and not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if isinstance(default, int) and not isinstance(default, bool) and not is_int:
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if isinstance(default, float) and not (is_number and math.isfinite(value)):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+    if isinstance(default, str) and not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if value is None:
+        return
+    if key == "num_classes" and not (is_int and value >= 2):
+        raise ConfigError(f"{where}: a classifier needs an integer >= 2, got {value!r}")
+    if key in AT_LEAST_ONE and not (is_int and value >= 1):
+        raise ConfigError(f"{where}: expected an integer >= 1, got {value!r}")
+    if key in PROBABILITIES and not (is_number and 0 <= value < 1):
+        raise ConfigError(f"{where}: expected a probability in [0, 1), got {value!r}")
+    if key in POSITIVE and not (is_number and math.isfinite(value) and value > 0):
+        raise ConfigError(f"{where}: expected a finite number > 0, got {value!r}")
+
+
 def resolve_config(config: Mapping) -> dict:
     """``{"model": name, **options}`` -> the same config with every option the registry knows
     for ``name`` (registered defaults, builder defaults, then ``options``), as JSON reads it
     back (tuples become lists). A partial config and its resolved form build the same model,
-    so ``resolve_config`` of both compare equal. Unknown options or dims raise a ConfigError."""
+    so ``resolve_config`` of both compare equal. Unknown options or dims, and values of the wrong
+kind (that of the default) or range (``AT_LEAST_ONE``, ``PROBABILITIES``, ...), raise a
+ConfigError."""
     if "model" not in config:
         raise ConfigError(f"model config {dict(config)} has no field 'model'")
     entry = model_entry(config["model"])
@@ -150,6 +188,8 @@ def resolve_config(config: Mapping) -> dict:
     dims = options.get("dims", entry.defaults.get("dims"))
     if dims is not None and dims not in entry.dims:
         raise ConfigError(f"model {entry.name!r} supports dims {list(entry.dims)}, got {dims}")
+    for key, value in options.items():
+        _check_value(entry.name, key, value, entry.defaults.get(key))
     return jsonable({"model": entry.name, **entry.defaults, **options})
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..layers import KANLinear, eval_mode
 
 DEFAULT_INPUT = {1: (5000,), 2: (224, 224)}
@@ -30,6 +31,22 @@ def _macs(module: nn.Module, inputs: tuple, output: torch.Tensor) -> int:
 
 def _is_leaf(m: nn.Module) -> bool:
     return isinstance(m, (KANLinear, nn.MultiheadAttention)) or not any(m.children())
+
+
+def check_input(model: nn.Module, input_shape: Sequence[int]) -> torch.Tensor:
+    """The output of one zero sample of ``input_shape`` (C, *spatial), in eval mode; a
+    ConfigError naming the model and the shape when it cannot take it (too short, ...)."""
+    # A two-input model (M-MFFnet: num_inputs 2, in_chans per modality) gets one tensor each.
+    chans = model.in_chans if getattr(model, "num_inputs", 1) > 1 else (input_shape[0],)
+    inputs = [torch.zeros(1, c, *input_shape[1:]) for c in chans]
+    try:
+        with torch.no_grad(), eval_mode(model):
+            return model(*inputs)
+    except RuntimeError as exc:  # too short, too few channels: the input the user asked for
+        name = (getattr(model, "config", None) or {}).get("model", type(model).__name__)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{name} cannot take an input of shape {list(input_shape)} "
+                          f"(channels, size): {first}") from None
 
 
 def summarize(model: nn.Module, input_shape: Sequence[int]) -> dict:
@@ -58,12 +75,8 @@ def summarize(model: nn.Module, input_shape: Sequence[int]) -> dict:
             hooks.append(module.register_forward_hook(hook(name)))
             if any(module.children()):
                 skip.add(name)
-    # A two-input model (M-MFFnet: num_inputs 2, in_chans per modality) gets one tensor each.
-    chans = model.in_chans if getattr(model, "num_inputs", 1) > 1 else (input_shape[0],)
-    inputs = [torch.zeros(1, c, *input_shape[1:]) for c in chans]
     try:
-        with torch.no_grad(), eval_mode(model):
-            out = model(*inputs)
+        out = check_input(model, input_shape)
     finally:
         for h in hooks:
             h.remove()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from typing import Any
 from ..engine.trainer import TrainConfig, preset_config
 from ..errors import CheckpointError, ConfigError
 from ..io import folder_name, read_json
+from ..models import model_entry
 from ..options import coerce, unknown_keys
 from ..tasks import Task, get_task, task_names
 from .sections import known_name, parse_quick, recipe_fields, task_options
@@ -165,8 +167,9 @@ class Experiment:
             known_name(self.per_class, task.per_class_metrics, f"{where}per_class",
                    f"{task.name} per-class metric")
         self._check_cells(task)
-        if self.baseline is not None:
-            self.cell(self.baseline)
+        if self.baseline is not None and self.baseline not in [c.name for c in self.cells]:
+            raise ConfigError(f"{where}baseline: no cell named {self.baseline!r}; cells: "
+                              f"{[c.name for c in self.cells]}")
         return self
 
     def _check_cells(self, task: Task) -> None:
@@ -181,7 +184,15 @@ class Experiment:
                 metric, _, cls = str(key).partition("/")
                 known = task.per_class_metrics if cls else task.metric_names
                 known_name(metric, known, f"{at}.published.{key}", f"{task.name} metric")
+                value = coerce(cell.published[key], float, f"{at}.published.{key}")
+                if not math.isfinite(value):
+                    raise ConfigError(f"{at}.published.{key}: expected a finite number, got "
+                                      f"{value}")
             if cell.reference is None:
+                try:
+                    model_entry(coerce(cell.model, str, f"{at}.model"))
+                except ConfigError as exc:
+                    raise ConfigError(f"{at}.model: {exc}") from None
                 cell.options = task.cell_options(cell.model, cell.options, at)
                 for link in task.cell_links:
                     if link in cell.options:
@@ -253,11 +264,10 @@ def _cell(c: Any, i: int, path: Path) -> Cell:
         return Cell(str(c["name"]), str(c["reference"]),
                     published=_mapping(c.get("published"), f"{at}.published"),
                     reference=c["reference"], of=c.get("of"))
+    if isinstance(c, dict):
+        unknown_keys(c, sorted(CELL_KEYS), at)
     if not isinstance(c, dict) or "name" not in c or "model" not in c:
         raise ConfigError(f"{path}: cells[{i}] needs a name and a model")
-    extra = set(c) - CELL_KEYS
-    if extra:
-        raise ConfigError(f"{path}: cells[{i}] has unknown field(s) {sorted(extra)}")
     return Cell(str(c["name"]), c["model"], _mapping(c.get("options"), f"{at}.options"),
                 _mapping(c.get("published"), f"{at}.published"),
                 _resolve_init(c, path, f"cells[{i}].init"))

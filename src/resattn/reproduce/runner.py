@@ -3,13 +3,17 @@
 Layout of ``out``::
 
     runs/<cell-slug>/seed<k>/   a normal training run (metrics.jsonl, split.json, model.*,
-                                test_metrics.json; last.* while unfinished)
-    results.json, report.md, report.html, figures/
+                                last.* (its resume state), test_metrics.json once finished)
+    results.json, report.md, report.html, figures/, timings.json
 
 Several processes (or machines sharing the folder) may run the same experiment at once: each
 run is claimed with an exclusive ``runs/<cell>/seed<k>/.lock`` file, so they share the runs
-instead of repeating them. A lock left by a killed process on this host is taken over; the
-process that finishes the last run writes the complete report.
+instead of repeating them. The lock is removed however its process ends, except by a kill
+(SIGKILL, a crash of the machine); a lock left by a killed process on this host is taken over.
+The process that finishes the last run writes the complete report. ``.timings.lock`` is not
+such a lock but the file that ``flock`` serialises updates of ``timings.json`` with: the kernel
+releases it when its process dies, and it stays (removing it would let two processes lock two
+different files of that name).
 """
 
 from __future__ import annotations
@@ -20,11 +24,11 @@ import os
 import socket
 import time
 from collections.abc import Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from ..errors import DataError
-from ..io import atomic_write_json, read_json
+from ..io import atomic_write_json, read_json, remove_stale_temps
 from ..tasks import TrainSpec
 from .config import Cell, Experiment, load_experiment
 
@@ -53,35 +57,48 @@ def _holder(lock: Path) -> dict | None:
     return holder
 
 
+def _me() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _take(lock: Path) -> bool:
+    """Create ``lock`` holding this process, or take it over if its holder is dead; False if
+    a live process holds it. The lock appears with its content whole (written aside, then
+    hard-linked in place, which fails if it exists): a process that finds it never reads a
+    half-written holder and takes a live lock for a stale one. The aside file is a hidden
+    ``.tmp``: if a kill leaves it, ``io.remove_stale_temps`` removes it."""
+    mine = lock.with_name(f"{LOCK}.{socket.gethostname()}.{os.getpid()}.tmp")
+    try:
+        mine.write_text(json.dumps(_me()))
+        for _ in range(2):
+            try:
+                os.link(mine, lock)
+                return True
+            except FileExistsError:
+                if _holder(lock) is not None:
+                    return False
+                lock.unlink(missing_ok=True)  # stale: take it over
+        return False
+    finally:
+        mine.unlink(missing_ok=True)
+
+
 @contextmanager
 def claim(run: Path):
     """Yield True with ``run`` locked for this process, or False if another live process
-    holds it. Stale locks (their process died on this host) are taken over."""
+    holds it. Stale locks (their process died on this host) are taken over. The lock goes
+    on every way out of the block, an exception or an interrupt (Ctrl-C, SIGTERM on the
+    command line) included; only a kill (SIGKILL) leaves it, stale, for the next run to take.
+    A lock is known as this process's by its content, so that one interrupted before or after
+    it was taken is released just the same."""
     run.mkdir(parents=True, exist_ok=True)
     lock = run / LOCK
-    # The lock appears with its content whole (written aside, then hard-linked in place, which
-    # fails if it exists): a process that finds it never reads a half-written holder and takes
-    # a live lock for a stale one.
-    mine = run / f"{LOCK}.{socket.gethostname()}.{os.getpid()}"
-    mine.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
-    for _ in range(2):
-        try:
-            os.link(mine, lock)
-        except FileExistsError:
-            if _holder(lock) is not None:
-                mine.unlink(missing_ok=True)
-                yield False
-                return
-            lock.unlink(missing_ok=True)  # stale: take it over
-            continue
-        mine.unlink(missing_ok=True)
-        try:
-            yield True
-        finally:
-            lock.unlink(missing_ok=True)
-        return
-    mine.unlink(missing_ok=True)
-    yield False
+    try:
+        yield _take(lock)
+    finally:
+        with suppress(OSError, ValueError):
+            if json.loads(lock.read_text()) == _me():
+                lock.unlink()
 
 
 def run_dir(out: Path, cell: Cell, seed: int) -> Path:
@@ -139,6 +156,8 @@ def run_experiment(config: str | Path | Experiment, out: str | Path | None = Non
             raise DataError(f"{exp.source}: data {path} not found")
     task = exp.registered_task
     out.mkdir(parents=True, exist_ok=True)
+    for folder in (out, out / "figures"):  # what writes killed with an earlier process left
+        remove_stale_temps(folder)
     for cell in exp.trained_cells():
         for seed in range(exp.seeds):
             run = run_dir(out, cell, seed)
@@ -155,6 +174,7 @@ def run_experiment(config: str | Path | Experiment, out: str | Path | None = Non
                     continue
                 if (run / DONE).exists():  # finished by another process meanwhile
                     continue
+                remove_stale_temps(run, older_than=0)  # the lock is ours: no live writer here
                 t0 = time.perf_counter()
                 summary = train_cell(exp, cell, seed, run)
                 seconds = round(time.perf_counter() - t0, 1)

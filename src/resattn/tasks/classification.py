@@ -24,7 +24,7 @@ from ..engine.trainer import TrainConfig, fit, refuse_existing_run
 from ..errors import ConfigError
 from ..io import atomic_write_json, check_run_folder, read_json
 from ..models import create_model
-from ..models.summary import input_dims
+from ..models.summary import check_input, input_dims
 from ..pretrained import checkpoint_stem, load_any
 from .base import Task, TrainSpec
 
@@ -52,6 +52,11 @@ class ClassificationTask(Task):
     def model_inputs(self, dataset: Any) -> dict:
         """``in_chans`` and ``num_classes`` a new model is built with."""
         raise NotImplementedError
+
+    def item_shape(self, dataset: Any, options: Any) -> tuple[int, ...] | None:
+        """One training item's shape when the options fix it (checked against the model
+        before anything is written), else None."""
+        return None
 
     def split(self, dataset: Any, options: Any, seed: int) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -107,14 +112,14 @@ class ClassificationTask(Task):
         check_run_folder(out, self.name)
         refuse_existing_run(out, spec.resume)  # before split.json is rewritten
         init_meta = None
-        if spec.init_from:
+        if spec.init_from is not None:
             net, init_meta = load_any(spec.init_from)
             check_init(net, spec)
         options = self.resolve(spec, init_meta)
         dataset = self.open(spec.data, options)
         check_classes(dataset, self.class_names(dataset), spec.data)
         inputs = self.model_inputs(dataset)
-        if spec.init_from:
+        if spec.init_from is not None:
             if getattr(net, "num_classes", inputs["num_classes"]) != inputs["num_classes"] \
                     and hasattr(net, "reset_classifier"):
                 net.reset_classifier(inputs["num_classes"])  # new classes: a new head
@@ -126,6 +131,12 @@ class ClassificationTask(Task):
         if spec.prepare is not None:  # e.g. freezing stages for transfer learning
             spec.prepare(net)
         options = self.finish_options(dataset, options)
+        shape = self.item_shape(dataset, options)
+        if shape is not None:
+            try:
+                check_input(net, shape)
+            except ConfigError as exc:
+                raise ConfigError(f"{spec.data}: {exc}") from None
         split_seed = spec.seed if options.split_seed in (None, "per_seed") else \
             int(options.split_seed)
         parts = self.split(dataset, options, split_seed)

@@ -60,6 +60,9 @@ def task_for(meta: dict, data: Path, where: str = "--model") -> Task:
     if meta.get("task") is None:
         return task_for_data(data)
     task = task_of(meta, where)
+    if not Path(data).exists():
+        raise DataError(f"{data}: no such file or folder (the {task.name} data to run "
+                        f"{where.split()[-1]} on)")
     if not task.accepts(Path(data)):
         raise DataError(f"{where} is a {task.name} model, but {data} is not {task.name} data")
     return task

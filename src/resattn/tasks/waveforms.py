@@ -213,6 +213,9 @@ class WaveformClassification(ClassificationTask):
     def model_inputs(self, dataset):
         return {"in_chans": 3, "num_classes": 2}
 
+    def item_shape(self, dataset, options):
+        return (self.model_inputs(dataset)["in_chans"], options.window)
+
     def finish_options(self, dataset, options):
         window = options.window or auto_window(dataset.lengths())
         check_windows(dataset, window, options.pad)

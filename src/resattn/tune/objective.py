@@ -3,7 +3,6 @@ its validation metric reported per epoch so that the pruner can stop it (see the
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import socket
@@ -14,12 +13,12 @@ from pathlib import Path
 import optuna
 
 from ..engine.callbacks import Callback
+from ..engine.checkpoint import LAST_STEM, MODEL_STEM, PREV_STEM, pair_intact
 from ..engine.precision import choose_precision
 from ..engine.provenance import seed_everything
 from ..engine.tracking import read_log
 from ..engine.trainer import FitLoop
-from ..errors import CheckpointError, ConfigError, DataError
-from ..io import read_json
+from ..errors import ConfigError, DataError
 from ..reproduce.config import Cell, Experiment
 from ..reproduce.runner import train_cell
 from .space import SearchSpace
@@ -37,22 +36,13 @@ def direction(metric: str) -> str:
 
 # ---------------------------------------------------------------------------- run directories
 def _pairs_intact(run: Path) -> bool:
-    """``last.*`` exists and it and ``model.*`` (if any) are whole pairs: a process killed
-    between writing a pair's weights and its JSON leaves weights that the JSON's sha256 does
-    not match, and resuming from them fails."""
-    if not (run / "last.json").exists():
+    """``run`` holds a training checkpoint a resume can use (``last.*`` whole, or torn by a
+    kill with the previous pair ``last-prev.*`` whole) and its ``model.*``, if any, is whole."""
+    if not (run / f"{LAST_STEM}.json").exists():
         return False
-    for stem in ("last", "model"):
-        meta, weights = run / f"{stem}.json", run / f"{stem}.safetensors"
-        if not meta.exists() and stem == "model":
-            continue
-        try:
-            expected = read_json(meta).get("sha256")
-            if expected and hashlib.sha256(weights.read_bytes()).hexdigest() != expected:
-                return False
-        except (OSError, CheckpointError):
-            return False
-    return True
+    if not (pair_intact(run / LAST_STEM) or pair_intact(run / PREV_STEM)):
+        return False
+    return not (run / f"{MODEL_STEM}.json").exists() or pair_intact(run / MODEL_STEM)
 
 
 def _adopt_retry(frozen: optuna.trial.FrozenTrial, trials_dir: Path, run: Path) -> int | None:
@@ -63,8 +53,8 @@ def _adopt_retry(frozen: optuna.trial.FrozenTrial, trials_dir: Path, run: Path) 
         return None
     for number in reversed(frozen.system_attrs.get("retry_history", [])):
         old = trials_dir / str(number)
-        if _pairs_intact(old):
-            shutil.copytree(old, run)
+        if _pairs_intact(old):  # not the temporary files of writes its kill cut short
+            shutil.copytree(old, run, ignore=shutil.ignore_patterns(".*.tmp"))
             return number
     return None
 

@@ -59,9 +59,11 @@ def run_study(experiment: str | Path | Experiment, search: Mapping | SearchSpace
     goal = direction(metric)
     if not exp.data.exists():
         raise DataError(f"{exp.source}: data {exp.data} not found")
-    name = study_name or f"{exp.name}-{tcell.slug}"
+    if study_name is not None:
+        folder_name(study_name, "--study")
+    name = study_name if study_name is not None else f"{exp.name}-{tcell.slug}"
     if out is None:
-        folder_name(name, "--study-name" if study_name else f"{exp.source}: name")
+        folder_name(name, "--study" if study_name is not None else f"{exp.source}: name")
     out = Path(out or Path("results") / f"{name}-tune")
     out.mkdir(parents=True, exist_ok=True)
     settings = {"experiment": exp.name, "cell": tcell.name, "model": tcell.model,
