@@ -79,7 +79,7 @@ def read_json(path: Path) -> dict:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise CheckpointError(f"{path}: file not found") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # Recursion: nested too deep
         raise CheckpointError(f"{path}: not a readable JSON file ({exc})") from None
 
 
@@ -137,7 +137,11 @@ def check_run_folder(out: Path, task: str) -> None:
     """Refuse to train into a folder that holds another task's model (it would be
     overwritten under the wrong metadata)."""
     card = Path(out) / "model.json"
-    other = read_json(card).get("task") if card.is_file() else None
+    meta = read_json(card) if card.is_file() else {}
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{card}: expected a JSON object (a model's card), got "
+                              f"{type(meta).__name__}; cannot tell whose model {out} holds")
+    other = meta.get("task")
     if other and other != task:
         raise ConfigError(f"{out} holds a {other} model; a {task} run would overwrite it: "
                           "choose another --out")

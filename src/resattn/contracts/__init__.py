@@ -23,7 +23,7 @@ KINDS: dict[str, type[WaveformContract] | type[ImageContract]] = {
 def contract_from_json(d: dict) -> Contract:
     """The contract a ``to_json()`` dict describes, chosen by its ``kind``."""
     kind = d.get("kind") if isinstance(d, dict) else None
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise ConfigError(f"contract 'kind' must be one of {list(KINDS)}, got {kind!r}")
     return KINDS[kind].from_json(d)
 
@@ -41,6 +41,9 @@ def contract_from_meta(meta: dict, where: str = "checkpoint") -> Contract:
             return _legacy_image(prep, meta.get("class_names"))
     except ConfigError as exc:
         raise CheckpointError(f"{where}: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a damaged record
+        raise CheckpointError(f"{where}: its 'contract' record is damaged: "
+                              f"{type(exc).__name__}: {exc}") from None
     raise CheckpointError(f"{where}: its metadata holds no 'contract', nor a 'preprocessing' "
                           "record with 'window_samples' (waveforms) or 'size' (images)")
 

@@ -35,8 +35,9 @@ def one_of(name: str, value: Any, allowed: Sequence[str]) -> str:
 
 
 def class_names(value: Any) -> tuple[str, ...]:
-    """At least two distinct non-empty names, as a tuple."""
-    names = (value,) if isinstance(value, str) else tuple(value or ())
+    """At least two distinct non-empty names (a list or tuple), as a tuple."""
+    names = (value,) if isinstance(value, str) else \
+        tuple(value) if isinstance(value, list | tuple) else (value,)
     if len(names) < 2 or not all(isinstance(n, str) and n for n in names) \
             or len(set(names)) != len(names):
         raise ConfigError(f"contract field 'class_names' must hold at least 2 distinct "
@@ -50,10 +51,16 @@ def from_json(cls: type, kind: str, d: dict, derived: tuple[str, ...] = ()) -> A
     if not isinstance(d, dict) or d.get("kind") != kind:
         got = d.get("kind") if isinstance(d, dict) else type(d).__name__
         raise ConfigError(f"contract 'kind' must be {kind!r}, got {got!r}")
-    names = {f.name for f in dataclasses.fields(cls)}
+    fields = dataclasses.fields(cls)
+    names = {f.name for f in fields}
     unknown = sorted(set(d) - names - set(derived) - {"kind"})
     if unknown:
         raise ConfigError(f"{kind} contract has unknown field(s) {unknown}; expected "
+                          f"{sorted(names)}")
+    missing = [f.name for f in fields if f.name not in d and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"{kind} contract has no field(s) {missing}; expected "
                           f"{sorted(names)}")
     contract = cls(**{k: v for k, v in d.items() if k in names})
     for key in derived:

@@ -52,6 +52,11 @@ class ImageContract:
         """Input channels of the model: 1 for ``L``, 3 for ``RGB``."""
         return IMAGE_MODES[self.mode]
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One model input's shape (channels, *size)."""
+        return (self.channels, *self.size)
+
     # ------------------------------------------------------------------ JSON and text
     def to_json(self) -> dict:
         """Fields plus ``channels`` (derived; checked against ``mode`` when read back)."""

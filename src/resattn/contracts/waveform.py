@@ -74,6 +74,11 @@ class WaveformContract:
         """Input channels of the model: one per component."""
         return len(self.components)
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One model input's shape (channels, *size)."""
+        return (self.channels, self.window_samples)
+
     # ------------------------------------------------------------------ JSON and text
     def to_json(self) -> dict:
         return {"kind": "waveform", "sampling_rate": self.sampling_rate,

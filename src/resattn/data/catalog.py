@@ -7,12 +7,14 @@ Formats understood by :func:`read_catalog` (``fmt="auto"`` picks one from the he
   only ``event_type == "eq"`` rows are kept (quarry blasts etc. are dropped, not "bad").
 * ``south_asia``: ``Year, Month, Day, Hour, Minute, Second`` (-1 = unknown: 1 for month/day,
   0 for hour/minute/second), ``Latitude``, ``Longitude``, ``depth_km``, ``Mw``, ``Mw_std``.
-* ``usgs``: USGS/NEIC "significant earthquakes" CSV ``Date`` (``MM/DD/YYYY`` or an ISO
-  timestamp), ``Time``, ``Latitude``, ``Longitude``, ``Type``, ``Depth``, ``Magnitude``, ...;
-  only ``Type == "Earthquake"`` rows are kept (all rows if there is no ``Type`` column).
+* ``usgs``: USGS/NEIC "significant earthquakes" CSV ``Date`` (``MM/DD/YYYY``, or an ISO
+  timestamp, which needs no ``Time``), ``Time`` (a row without its time of day is bad),
+  ``Latitude``, ``Longitude``, ``Type``, ``Depth``, ``Magnitude``, ...; only
+  ``Type == "Earthquake"`` rows are kept (all rows if there is no ``Type`` column).
 * ``csv``: any CSV with ``time``, ``latitude``/``lat``, ``longitude``/``lon``,
   ``magnitude``/``mag`` and optionally ``depth``/``depth_km`` (names case-insensitive); times
-  in the layout of the first row or ISO 8601, time-zone-aware ones converted to UTC.
+  in ISO 8601 or the layout of the first row with a real time, time-zone-aware ones converted
+  to UTC.
 * ``quakeml``: QuakeML read through ObsPy; preferred origin and magnitude (else the first).
 
 CSV files may be gzip-compressed. Rows with an unparseable time (or one without its 4-digit
@@ -60,6 +62,7 @@ _NS_PER_DAY = 86_400 * 10**9
 _TIME_RANGE = (pd.Timestamp("1678-01-01"), pd.Timestamp("2262-01-01"))  # datetime64[ns] span
 _XML_SUFFIXES = (".xml", ".quakeml", ".qml")
 _N_LINES_SHOWN = 5
+_CLOCK = r"\d[T ]\d{1,2}:\d{2}"  # a time of day after a date: "2005-01-02T10:00", "... 9:05"
 _N_GUESSES = 1000  # values tried for a time layout when neither the format nor ISO 8601 fits
 
 # Required columns per CSV format (lower case); the generic format lists accepted aliases.
@@ -301,8 +304,8 @@ def _read_columns(path: Path, names: dict[str, str]) -> tuple[pd.DataFrame, np.n
 
 def _parse_times(raw: pd.Series, fmt: str | None) -> pd.Series:
     """Naive UTC ``datetime64[ns]`` times: each value in layout ``fmt``, else ISO 8601, else the
-    layout guessed from the first value left that has one; NaT (a bad row) if none fits or the
-    value is not a real date (see :func:`_real_times`).
+    layout guessed from the first value left that is a real time in one; NaT (a bad row) if none
+    fits or the value is not a real date (see :func:`_real_times`).
 
     Every pass uses one explicit layout: pandas' per-value inference (``format="mixed"``, or
     no format when the first value has no recognisable layout) completes a partial value from
@@ -315,13 +318,26 @@ def _parse_times(raw: pd.Series, fmt: str | None) -> pd.Series:
         text = raw[todo]
         with warnings.catch_warnings():  # the guess warns when it reads the day first
             warnings.simplefilter("ignore", UserWarning)
-            layout = layout or next((g for g in map(guess_datetime_format, map(
-                str, text.unique()[:_N_GUESSES])) if g), None)
+            layout = layout or _guess_layout(text)
             if layout is None:
                 break
             parsed = pd.to_datetime(text, errors="coerce", utc=True, format=layout)
         t[todo] = _real_times(parsed.dt.tz_localize(None), text)
     return t
+
+
+def _guess_layout(text: pd.Series) -> str | None:
+    """The layout of the first of ``text``'s values (up to ``_N_GUESSES``) that has one and is
+    a real time in it: a bad first row ("1500-01-01") does not pick the layout of the rest."""
+    for value in map(str, text.unique()[:_N_GUESSES]):
+        layout = guess_datetime_format(value)
+        if layout is None:
+            continue
+        one = pd.Series([value])
+        parsed = pd.to_datetime(one, errors="coerce", utc=True, format=layout)
+        if _real_times(parsed.dt.tz_localize(None), one).notna().all():
+            return layout
+    return None
 
 
 def _real_times(t: pd.Series, raw: pd.Series | None = None) -> pd.Series:
@@ -404,16 +420,16 @@ def _parse_usgs(path: Path) -> tuple[_Parsed, np.ndarray]:
     if table.type.notna().any():  # a Type column: keep the earthquakes only
         keep = table.type.str.lower().eq("earthquake").to_numpy()
         table, lines = table[keep].reset_index(drop=True), lines[keep]
-    stamp = table.date + " " + table.time.fillna("")
-    time = _parse_times(stamp, "%m/%d/%Y %H:%M:%S")
-    retry = time.isna() & table.date.notna()  # an ISO timestamp in Date, in a few rows of
-    if retry.any():  # some copies
-        time = time.where(~retry, _parse_times(table.date[retry], None))
+    # The time of day is in Time, or (in a few rows of some copies) Date holds a timestamp;
+    # a row with neither has no time (never midnight of its date).
+    in_date = table.date.str.contains(_CLOCK, na=False)
+    stamp = table.date.where(in_date, table.date + " " + table.time)
     parsed = _Parsed(
-        time=time,
+        time=_parse_times(stamp, "%m/%d/%Y %H:%M:%S"),
         latitude=_numeric(table.latitude), longitude=_numeric(table.longitude),
         magnitude=_numeric(table.magnitude), depth=_numeric(table.depth),
-        raw={"time": stamp, "latitude": table.latitude, "longitude": table.longitude,
+        raw={"time": table.date.fillna("?") + "," + table.time.fillna("?"),
+             "latitude": table.latitude, "longitude": table.longitude,
              "magnitude": table.magnitude},
         labels={"time": "Date,Time", "latitude": "Latitude", "longitude": "Longitude",
                 "magnitude": "Magnitude"})

@@ -23,6 +23,7 @@ weights, record the digest; a JSON without one (written by hand) loads unchecked
 from __future__ import annotations
 
 import hashlib
+import math
 import warnings
 from pathlib import Path
 
@@ -31,14 +32,18 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors_bytes
 from safetensors.torch import save as save_tensors_bytes
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
+from ..data.files import cause
 from ..errors import CheckpointError, ConfigError
-from ..io import atomic_link, atomic_write_bytes, atomic_write_json, read_json
+from ..io import atomic_link, atomic_write_bytes, atomic_write_json, jsonable, read_json
 from ..models import config_of, create_model, resolve_config
 
 MODEL_STEM, LAST_STEM = "model", "last"
 PREV_STEM = "last-prev"  # the previous whole last.* pair while a new one is written
 PAIR = (".safetensors", ".json")  # the order a pair is written in: the JSON commits it
+CHECK_VALUES = 2**22  # the largest contract input load_model runs through a model (16 MB)
+PRUNED_BUDGET = 2**28  # values a pruned checkpoint's model may have before it is conformed
 PRUNED = "pruned"  # model attribute and checkpoint flag: layer widths differ from the config
 
 
@@ -69,6 +74,11 @@ def read_card(path: Path) -> dict:
         if key in meta and not isinstance(meta[key], dict):
             raise CheckpointError(f"{path}: field {key!r} must be an object, got "
                                   f"{type(meta[key]).__name__}")
+    for key, value in (("config.model", (meta.get("config") or {}).get("model", "")),
+                       ("task", meta.get("task", "")), ("weights", meta.get("weights", ""))):
+        if value is not None and not isinstance(value, str):
+            raise CheckpointError(f"{path}: field {key!r} must be a name (a string), got "
+                                  f"{value!r:.60}")
     return meta
 
 
@@ -179,11 +189,76 @@ def load_model(source: str | Path) -> tuple[nn.Module, dict]:
     config = dict(meta.get("config") or {})
     if "model" not in config:
         raise CheckpointError(f"{stem}.json: field 'config.model' is missing")
-    model = create_model(config.pop("model"), **config)
-    if meta.get(PRUNED):
-        conform_to(model, tensors)
+    stored = sum(t.numel() for t in tensors.values())  # a pruned model is built whole first
+    budget = PRUNED_BUDGET if meta.get(PRUNED) else 4 * stored + 2**24
+    with _AllocationBudget(budget, f"{stem}.json: field 'config'"):
+        model = _build(config, tensors, meta, stem)
     load_state(model, tensors, stem.with_suffix(".safetensors"))
+    _check_runs(model, meta, stem)
     return model.eval(), meta
+
+
+_FACTORIES = (torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn)
+
+
+class _AllocationBudget(TorchFunctionMode):
+    """Refuses, before it allocates, a tensor factory (``torch.empty``, ``zeros``, ...) call
+    that would take the values made so far past ``limit``: a damaged card's ``in_chans:
+    100000000`` would take gigabytes before its shapes could be compared with the weights."""
+
+    def __init__(self, limit: int, where: str) -> None:
+        super().__init__()
+        self.left, self.where = limit, where
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _FACTORIES:
+            size = kwargs.get("size", args[0] if func is torch.full or len(args) == 1 else args)
+            dims = size if isinstance(size, tuple | list | torch.Size) else (size,)
+            if all(isinstance(d, int) and d >= 0 for d in dims):
+                self.left -= math.prod(dims)
+                if self.left < 0:
+                    raise CheckpointError(f"{self.where}: builds a model far larger than its "
+                                          "weights (a damaged size?); expected the config of "
+                                          "the weights beside it")
+        return func(*args, **kwargs)
+
+
+def _build(config: dict, tensors: dict[str, torch.Tensor], meta: dict, stem: Path) -> nn.Module:
+    """The model of a checkpoint's ``config`` (conformed to pruned ``tensors``); a config
+    that does not build is the file's fault: a CheckpointError naming it."""
+    try:
+        model = create_model(str(config["model"]),
+                             **{k: v for k, v in config.items() if k != "model"})
+    except (ConfigError, ValueError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"{stem}.json: field 'config' does not build a model: "
+                              f"{cause(exc)}") from None
+    return conform_to(model, tensors) if meta.get(PRUNED) else model
+
+
+def _check_runs(model: nn.Module, meta: dict, stem: Path) -> None:
+    """One zero input of the recorded contract's shape through ``model``: a config that builds
+    but cannot take its own input (a damaged card) is refused here, naming the file. An input
+    of more than ``CHECK_VALUES`` values is not tried (its activations could fill the memory:
+    a damaged ``window_samples`` of 10**9); using the model meets it."""
+    from ..contracts import contract_from_meta
+    from ..models.summary import check_input
+
+    if meta.get("contract") is None:
+        return
+    contract = contract_from_meta(meta, f"{stem}.json")
+    shape, names = contract.input_shape, len(contract.class_names)
+    outputs = (meta.get("config") or {}).get("num_classes")
+    if math.prod(shape) <= CHECK_VALUES:
+        try:
+            y = check_input(model, shape)
+        except ConfigError as exc:
+            raise CheckpointError(f"{stem}.json: the model its config builds cannot take the "
+                                  f"contract's input {list(shape)}: {exc}") from None
+        outputs = (y[0] if isinstance(y, tuple) else y).shape[-1]
+    if outputs is not None and outputs != names:
+        raise CheckpointError(f"{stem}.json: field 'contract.class_names' names {names} "
+                              f"classes, but the model has {outputs} outputs")
 
 
 def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -290,6 +365,78 @@ def load_training_state(run_dir: Path, model: nn.Module,
     model_tensors = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     load_state(model, model_tensors, stem.with_suffix(".safetensors"))
     optim = {k: v for k, v in tensors.items() if k.startswith("optim.")}
-    optimizer.load_state_dict(_unflatten_optimizer(optim, meta["optimizer"]))
-    torch.set_rng_state(tensors["rng.torch"])
-    return meta["trainer"]
+    optimizer.load_state_dict(_optimizer_state(optimizer, optim, meta.get("optimizer"), stem))
+    rng = tensors.get("rng.torch")
+    if rng is None or rng.dtype != torch.uint8 or rng.ndim != 1:
+        raise CheckpointError(f"{stem}.safetensors: tensor 'rng.torch': expected the RNG state "
+                              f"(1-D uint8), got {None if rng is None else rng.dtype}")
+    try:
+        torch.set_rng_state(rng)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{stem}.safetensors: tensor 'rng.torch' is not an RNG state "
+                              f"({cause(exc)})") from None
+    return meta.get("trainer")
+
+
+def _optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                     meta: object, stem: Path) -> dict:
+    """The stored optimizer state, checked to be one ``optimizer`` can take and step with:
+    its parameter groups as the optimizer's own (same keys, values of the same kind), per
+    parameter the same state keys, tensors of the parameter's shape or scalars."""
+    where = f"{stem}.json: field 'optimizer'"
+    if not (isinstance(meta, dict) and isinstance(meta.get("param_groups"), list)
+            and isinstance(meta.get("scalars"), dict)):
+        raise CheckpointError(f"{where}: expected an object with 'param_groups' (a list) and "
+                              f"'scalars' (an object), got {meta!r:.80}")
+    own = jsonable(optimizer.state_dict()["param_groups"])
+    if len(meta["param_groups"]) != len(own):
+        raise CheckpointError(f"{where}.param_groups: expected {len(own)} group(s) (the "
+                              f"optimizer's), got {len(meta['param_groups'])}")
+    for i, (saved, mine) in enumerate(zip(meta["param_groups"], own, strict=True)):
+        _same_kind(saved, mine, f"{where}.param_groups[{i}]")
+        if saved["params"] != mine["params"]:  # the state's keys: else it is silently dropped
+            raise CheckpointError(f"{where}.param_groups[{i}].params: expected the parameter "
+                                  f"indices {mine['params'][:8]}..., got {saved['params'][:8]}")
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    bad = [k for k, v in meta["scalars"].items() if not isinstance(v, int | float | None)]
+    if bad:
+        raise CheckpointError(f"{where}.scalars.{bad[0]}: expected a number or null, got "
+                              f"{meta['scalars'][bad[0]]!r}")
+    try:
+        state = _unflatten_optimizer(tensors, meta)["state"]
+    except ValueError as exc:  # a name without its parameter index
+        raise CheckpointError(f"{where}: a state name is not '<index>.<key>' ({exc})") from None
+    keys = {frozenset(v) for v in state.values()}
+    if len(keys) > 1 or not set(state) <= set(range(len(params))):
+        raise CheckpointError(f"{where}: the per-parameter state does not fit the optimizer "
+                              f"(parameters {sorted(state)[:5]} of {len(params)}, keys "
+                              f"{sorted(map(sorted, keys))[:2]})")
+    for idx, per_param in state.items():
+        for key, value in per_param.items():
+            if torch.is_tensor(value) and value.ndim and value.shape != params[idx].shape:
+                raise CheckpointError(f"{stem}.safetensors: tensor 'optim.{idx}.{key}': shape "
+                                      f"{tuple(value.shape)}, expected its parameter's "
+                                      f"{tuple(params[idx].shape)}")
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def _same_kind(saved: object, mine: object, where: str) -> None:
+    """A CheckpointError unless ``saved`` has the structure and kinds of ``mine`` (JSON:
+    numbers are ints or finite floats, lists of the same length, objects of the same keys)."""
+    def kind(v: object) -> str:
+        number = isinstance(v, int | float) and not isinstance(v, bool)
+        return "number" if number else type(v).__name__
+
+    if kind(saved) != kind(mine) or (kind(saved) == "number" and not math.isfinite(saved)):
+        raise CheckpointError(f"{where}: expected a {kind(mine)} like {mine!r}, got {saved!r}")
+    if isinstance(mine, dict):
+        if set(saved) != set(mine):
+            raise CheckpointError(f"{where}: expected the keys {sorted(mine)}, got "
+                                  f"{sorted(map(str, saved))}")
+        for key in mine:
+            _same_kind(saved[key], mine[key], f"{where}.{key}")
+    elif isinstance(mine, list):
+        if len(saved) != len(mine):
+            raise CheckpointError(f"{where}: expected {len(mine)} values, got {len(saved)}")
+        for k, (a, b) in enumerate(zip(saved, mine, strict=True)):
+            _same_kind(a, b, f"{where}[{k}]")

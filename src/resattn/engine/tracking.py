@@ -10,10 +10,12 @@ twice.
 from __future__ import annotations
 
 import json
+import warnings
 from importlib.util import find_spec
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..data.files import cause
+from ..errors import ConfigError, DataError
 from ..io import atomic_write_text
 
 TENSORBOARD_MODES = ("auto", "on", "off")
@@ -21,12 +23,56 @@ LOG_NAME = "metrics.jsonl"
 EVENTS_DIR = "tensorboard"
 
 
+class LogWarning(UserWarning):
+    """The last line of a ``metrics.jsonl`` log was cut short (a run killed while writing it)
+    and is skipped."""
+
+
 def read_log(path: Path, upto_epoch: int | None = None) -> list[dict]:
-    """Rows of a ``metrics.jsonl`` log, optionally only epochs up to ``upto_epoch``."""
-    if not Path(path).exists():
+    """Rows of a ``metrics.jsonl`` log, optionally only epochs up to ``upto_epoch``.
+
+    Every row is a JSON object whose ``epoch`` (a whole number >= 1) is larger than the row
+    before's; anything else is a ``DataError`` naming the file and line. The one exception is a
+    last line without its newline that is not such a row: the append a kill cut short, skipped
+    with a ``LogWarning`` (a resume drops that epoch anyway: it was not checkpointed)."""
+    path = Path(path)
+    if not path.exists():
         return []
-    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the run log ({cause(exc)})") from None
+    lines = data.splitlines()  # bytes: a kill may cut a character short, on the last line
+    rows: list[dict] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = _log_row(line, rows[-1]["epoch"] if rows else 0)
+        except ValueError as exc:
+            if number == len(lines) and not data.endswith(b"\n"):
+                warnings.warn(f"{path}: line {number}: skipped, cut short ({exc})",
+                              LogWarning, stacklevel=2)
+                break
+            raise DataError(f"{path}: line {number}: {exc}") from None
+        rows.append(row)
     return [r for r in rows if upto_epoch is None or r["epoch"] <= upto_epoch]
+
+
+def _log_row(line: bytes, previous: int) -> dict:
+    """One line of the log as its row; a ValueError saying what is wrong otherwise."""
+    try:
+        row = json.loads(line.decode("utf-8"))
+    except (ValueError, RecursionError):  # (not UTF-8 is a ValueError; nested too deeply)
+        raise ValueError(f"expected one JSON object per line (UTF-8), got {line[:60]!r}") \
+            from None
+    if not isinstance(row, dict):
+        raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+    epoch = row.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch <= previous:
+        raise ValueError(f"field 'epoch': expected a whole number > {previous} (the epoch "
+                         f"before), got {epoch!r}")
+    return row
 
 
 def tensorboard_available() -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -27,10 +27,11 @@ from ..data.samplers import ClassBalancedSampler
 from ..errors import CheckpointError, ConfigError, TrainingDiverged
 from ..eval.metrics import classification_metrics
 from ..io import remove_stale_temps
+from ..options import coerce, type_hints
 from .callbacks import Callback, Checkpointing, EarlyStopping, LearningRateRule, Logging
 from .checkpoint import LAST_STEM, load_training_state
 from .inference import predict_proba
-from .precision import autocast, choose_precision
+from .precision import PRECISIONS, autocast, choose_precision
 from .provenance import environment, seed_everything
 from .recipes import (
     OPTIMIZERS,
@@ -83,6 +84,10 @@ class TrainConfig:
         return cls(**{k: v for k, v in (record or {}).items() if k in cls.__dataclass_fields__})
 
     def validate(self) -> TrainConfig:
+        """``self`` if every field has its type and range; else a ConfigError naming it."""
+        hints = type_hints(TrainConfig)
+        for f in fields(self):  # a wrong type first: the range checks below compare numbers
+            coerce(getattr(self, f.name), hints[f.name], f.name)
         for name in ("epochs", "batch_size", "patience", "plateau_patience"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -251,13 +256,19 @@ def _upgrade_state(state: dict, monitor: str, run_dir: Path) -> dict:
     epoch's metrics.jsonl row gives back exactly. Such a state is taken to monitor ``monitor``.
     """
     source = run_dir / f"{LAST_STEM}.json"
+    if not isinstance(state, dict) or not ({"monitor", "best_val_loss"} & set(state)):
+        raise CheckpointError(f"{source}: field 'trainer': expected the trainer's state (an "
+                              f"object with 'monitor' or 'best_val_loss'), got {state!r:.80}")
     if "monitor" in state:
         if state["monitor"] != monitor:
             raise ConfigError(f"{source}: the run monitors {state['monitor']!r} but the "
                               f"config asks for {monitor!r}; resume it with the same monitor")
-        return state
+        return _checked_state(state, source)
     key = state.pop("best_val_loss")
-    state = {**_fresh_state(monitor), **state}
+    state = _checked_state({**_fresh_state(monitor), **state}, source)
+    if not _is_number(key):
+        raise CheckpointError(f"{source}: field 'trainer.best_val_loss': expected a number, "
+                              f"got {key!r}")
     if monitor == "val_loss":
         return {**state, "best_score": key, "best_val_loss": key}
     if state["best_epoch"] == 0:
@@ -265,11 +276,41 @@ def _upgrade_state(state: dict, monitor: str, run_dir: Path) -> dict:
     log = run_dir / LOG_NAME
     row = next((r for r in read_log(log, state["best_epoch"])
                 if r["epoch"] == state["best_epoch"]), None)
-    if row is None:
+    if row is None or not all(_is_number(row.get(k)) for k in ("val_f1", "val_loss")):
         raise CheckpointError(f"{source}: this older trainer state monitors val_f1 and needs "
-                              f"the row of its best epoch {state['best_epoch']} in {log}, "
-                              "which is missing")
+                              f"the row (val_f1, val_loss) of its best epoch "
+                              f"{state['best_epoch']} in {log}, which is missing")
     return {**state, "best_score": row["val_f1"], "best_val_loss": row["val_loss"]}
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+
+
+def _checked_state(state: dict, source: Path) -> dict:
+    """``state`` if each field of a fresh trainer state has its kind (counts whole numbers
+    >= 0, the best epoch not after the last, scores numbers, not NaN; a known precision)."""
+    counts = ("epoch", "best_epoch", "bad_epochs", "plateau_bad")
+    problem = next((k for k in counts if isinstance(state.get(k), bool)
+                    or not isinstance(state.get(k), int) or state[k] < 0), None)
+    problem = problem or next((k for k in ("best_score", "best_val_loss")
+                               if not _is_number(state.get(k))), None)
+    if problem is None and not isinstance(state.get("stopped_early"), bool):
+        problem = "stopped_early"
+    if problem is None and state.get("precision", "fp32") not in PRECISIONS:
+        problem = "precision"
+    if problem is None and state["best_epoch"] > state["epoch"]:
+        problem = "best_epoch"
+    if problem is not None:
+        raise CheckpointError(f"{source}: field 'trainer.{problem}': expected "
+                              f"{_STATE_KINDS.get(problem, 'a whole number >= 0')}, got "
+                              f"{state.get(problem)!r}")
+    return state
+
+
+_STATE_KINDS = {"best_score": "a number", "best_val_loss": "a number",
+                "stopped_early": "true or false", "precision": f"one of {list(PRECISIONS)}",
+                "best_epoch": "an epoch up to 'epoch'"}
 
 
 def _record(state: dict, epoch: int, val_loss: float, score: float) -> bool:

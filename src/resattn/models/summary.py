@@ -42,7 +42,7 @@ def check_input(model: nn.Module, input_shape: Sequence[int]) -> torch.Tensor:
     try:
         with torch.no_grad(), eval_mode(model):
             return model(*inputs)
-    except RuntimeError as exc:  # too short, too few channels: the input the user asked for
+    except (RuntimeError, TypeError, ValueError) as exc:  # too short, too few channels, ...
         name = (getattr(model, "config", None) or {}).get("model", type(model).__name__)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"{name} cannot take an input of shape {list(input_shape)} "

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -242,6 +243,9 @@ def _resolve_init(cell: dict, source: Path, where: str) -> str | None:
     value = cell.get("init")
     if value is None:
         return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{source}: {where}: expected a shipped model name or a checkpoint "
+                          f"path, got {value!r}")
     shipped = str(value) in list_pretrained()
     path = Path(value) if shipped or Path(value).is_absolute() else source.parent / value
     try:
@@ -281,17 +285,74 @@ def _mapping(value: Any, where: str) -> dict:
     return dict(value)
 
 
+MAX_YAML_VALUES = 100_000  # values in one config, aliases expanded ("billion laughs")
+
+
 def read_yaml(path: str | Path, what: str = "config file"):
-    """The parsed YAML of ``path``; a missing file or bad YAML is a ConfigError naming it."""
+    """The parsed YAML of ``path`` (safe: plain values only); a missing file, text that is not
+    UTF-8 or YAML, a key given twice in one mapping (the later would silently win), or aliases
+    that loop or expand past ``MAX_YAML_VALUES`` values are a ConfigError naming it."""
     import yaml
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such {what}")
     try:
-        return yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_bytes().decode("utf-8"), Loader=_unique_key_loader())
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text file (UTF-8): {exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
+    _count_values(raw, path)
+    return raw
+
+
+def _count_values(raw: Any, path: Path) -> None:
+    """A ConfigError if ``raw`` holds itself (a looping alias) or more than MAX_YAML_VALUES
+    values once its aliases are expanded."""
+    count, stack = 0, [(raw, ())]
+    while stack:
+        value, parents = stack.pop()
+        count += 1
+        if count > MAX_YAML_VALUES:
+            raise ConfigError(f"{path}: more than {MAX_YAML_VALUES} values (aliases expanding "
+                              "without end?); expected a config of plain values")
+        if isinstance(value, dict | list):
+            if id(value) in parents:
+                raise ConfigError(f"{path}: an alias refers to a mapping or list that holds "
+                                  "it (a loop); expected plain values")
+            inner = value.values() if isinstance(value, dict) else value
+            stack.extend((v, (*parents, id(value))) for v in inner)
+
+
+def _unique_mapping(loader: Any, node: Any, deep: bool = False) -> dict:
+    """A YAML mapping whose own keys are distinct (``<<`` merges may be overridden)."""
+    import yaml
+
+    seen = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, Hashable) and key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} is given twice in one mapping", key_node.start_mark)
+        if isinstance(key, Hashable):
+            seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+@functools.cache
+def _unique_key_loader() -> type:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        """``yaml.SafeLoader`` refusing a key given twice in one mapping."""
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+    return Loader
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -300,12 +361,12 @@ def load_experiment(path: str | Path) -> Experiment:
     raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    unknown = set(raw) - ROOT_KEYS
+    unknown = sorted(set(raw) - ROOT_KEYS, key=str)  # YAML keys may be numbers: 1:, on:
     if unknown:
-        first = sorted(unknown)[0]
+        first = unknown[0]
         close = difflib.get_close_matches(str(first), sorted(ROOT_KEYS), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"{path}: unknown field(s) {sorted(unknown)}{hint}; expected "
+        raise ConfigError(f"{path}: unknown field(s) {unknown}{hint}; expected "
                           f"{sorted(ROOT_KEYS)}")
     for key in ("name", "task", "data", "cells"):
         if key not in raw:

@@ -124,8 +124,15 @@ class Task(ABC):
 
     def cell_options(self, model: str, options: Mapping, where: str) -> dict:
         """A config cell's ``options`` checked for this task (``where`` names the cell in
-        errors, e.g. ``configs/x.yaml: cells[2]``). Default: model options, as given; the
-        model registry checks them when it builds the model."""
+        errors, e.g. ``configs/x.yaml: cells[2]``). Default: model options, as given, each
+        checked by the model registry (a misspelt or mistyped option is refused here, before
+        any cell trains)."""
+        from ..models import resolve_config
+
+        try:
+            resolve_config({"model": model, **options})
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.options: {exc}") from None
         return dict(options)
 
     def cell_metrics(self, summary: dict) -> dict:

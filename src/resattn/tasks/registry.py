@@ -35,7 +35,7 @@ def get_task(name: str, where: str = "task") -> Task:
 def task_of(meta: dict, where: str = "model") -> Task:
     """The task a checkpoint's metadata records."""
     name = meta.get("task")
-    if name not in _TASKS:  # (a bare checkpoint without a task: see task_for)
+    if not isinstance(name, str) or name not in _TASKS:
         raise ConfigError(f"{where}: records task {name!r}, which this version does not know; "
                           f"tasks: {task_names()}")
     return _TASKS[name]
