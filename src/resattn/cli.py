@@ -64,15 +64,36 @@ def _print_json(obj) -> None:
 
 
 app.command(name="train")(cli_train.train)
+app.command(name="cv")(cli_train.cv)
+
+
+BREAKDOWN_COLUMNS = ("n", "accuracy", "precision", "recall", "f1", "roc_auc",
+                     "false_alarm_rate")
+
+
+def breakdown_table(title: str, rows: dict[str, dict]) -> Table:
+    """A rich table of per-group detection scores (``eval.breakdown``); "-" where a group
+    cannot have the score (no noise windows: no false-alarm rate)."""
+    table = Table(title=title)
+    table.add_column("group", no_wrap=True)
+    for col in BREAKDOWN_COLUMNS:
+        table.add_column({"false_alarm_rate": "false alarms", "roc_auc": "ROC-AUC",
+                          "accuracy": "acc"}.get(col, col), no_wrap=True)
+    for name, row in rows.items():
+        table.add_row(name, *(str(row[k]) if k == "n" else
+                              "-" if row[k] is None else f"{row[k]:.4f}"
+                              for k in BREAKDOWN_COLUMNS))
+    return table
 
 
 @app.command()
 def evaluate(
     model: Annotated[str, typer.Option(help="Shipped model name (e.g. stead-detector, "
                                             "mednist-arn), run directory or checkpoint file.")],
-    data: Annotated[Path, typer.Option(help="Waveforms: STEAD- or SeisBench-layout folder. "
-                                             "Images: folder of class folders, archive or "
-                                             ".npz.")],
+    data: Annotated[list[Path], typer.Option(
+        help="Waveforms: STEAD- or SeisBench-layout folder; repeat for several sources "
+             "(scored together and per source). Images: folder of class folders, archive "
+             "or .npz.")],
     format: Annotated[Format, typer.Option(help="json: one JSON object on stdout.")]
     = Format.table,
     window: Annotated[int | None, typer.Option(help="Waveforms: override the model's "
@@ -91,9 +112,10 @@ def evaluate(
 ) -> None:
     """Score a model on data: every trace (one deterministic window each) or every image."""
     from .pretrained import load_card
-    from .tasks.registry import task_for
+    from .tasks.registry import one_or_many, task_for
 
     task = task_for(load_card(model), data, f"--model {model}")
+    data = one_or_many(data)
     metrics = task.evaluate(model, data, window=window, precision=precision.value,
                             batch_size=batch_size, pad=pad, part=part.value)
     title = task.evaluation_title(model, data, metrics)
@@ -107,7 +129,7 @@ def evaluate(
             probs = np.stack([1 - probs, probs], 1)
         metrics["reliability_plot"] = str(reliability_diagram(
             probs, metrics["labels"], plots / "reliability.png", title=str(model)))
-    for key in ("trace_names", "paths", "probabilities", "labels"):
+    for key in ("trace_names", "paths", "probabilities", "labels", "traces"):
         metrics.pop(key, None)
     if format is Format.json:
         _print_json(metrics)
@@ -127,6 +149,11 @@ def evaluate(
     Console().print(per_class)
     Console().print(f"confusion [true][pred] ({', '.join(metrics['class_names'])}): "
                     f"{metrics['confusion']}", markup=False)
+    for by, rows in (metrics.get("breakdown") or {}).items():
+        Console().print(breakdown_table(f"per {by}", rows))
+    for reason, row in (metrics.get("other") or {}).items():
+        Console().print(f"{reason}: {row['n']} trace(s), not scored above; called earthquake: "
+                        f"{row['called_earthquake']:.1%}", markup=False)
 
 
 @app.command()

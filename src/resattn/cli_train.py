@@ -22,6 +22,7 @@ from .engine.trainer import TrainConfig, preset_config
 from .errors import ConfigError
 from .options import flag_of, parse_key_values, parse_text, type_hints
 from .tasks import IMAGES, WAVEFORMS, Task, TrainSpec, task_for_data
+from .tasks.registry import one_or_many
 
 TRAINABLE = (WAVEFORMS, IMAGES)  # the classification tasks `train` serves (forecast: its own)
 TASK_RECIPE = {"augment"}  # recipe fields a task option sets (images' augment policy)
@@ -72,9 +73,10 @@ def _task_parameters() -> list[inspect.Parameter]:
 
 FIXED = [
     ("model", str, ..., "Registered model name (see `resattn models list`)."),
-    ("data", Path, ..., "Waveforms: STEAD-layout folder (CSV + HDF5 pairs) or SeisBench folder "
-                        "(metadata.csv + waveforms.hdf5). Images: folder of class folders, "
-                        ".tar(.gz)/.zip archive or .npz."),
+    ("data", list[Path], ..., "Waveforms: STEAD-layout folder (CSV + HDF5 pairs) or SeisBench "
+                              "folder (metadata.csv + waveforms.hdf5); repeat for several "
+                              "sources. Images: folder of class folders, .tar(.gz)/.zip "
+                              "archive or .npz."),
     ("out", Path, ..., "Run directory for checkpoints, logs and metrics."),
     ("preset", str | None, None, "Named recipe (resnetkan1d, arn-mednist, fer-resnet18); "
                                  "options given explicitly win."),
@@ -130,23 +132,60 @@ def options_from(ctx: typer.Context, task: Task, values: dict) -> Any:
     return task.options_type(**chosen)
 
 
+def spec_from(ctx: typer.Context, task: Task, values: dict) -> TrainSpec:
+    """The TrainSpec the command line's values describe."""
+    return TrainSpec(model=values["model"], data=one_or_many(values["data"]), out=values["out"],
+                     recipe=recipe_from(ctx, values), options=options_from(ctx, task, values),
+                     seed=values["seed"],
+                     model_options=parse_key_values(values["option"], "--option"),
+                     init_from=values["init_from"], resume=values["resume"],
+                     show_progress=not values["quiet"])
+
+
+def cv(ctx: typer.Context, **values) -> None:
+    """Leave-one-source-out: for each source in --data (a `source` column, the origin its
+    data_source names, or its folder), train on all the others and score it; writes
+    OUT/loso.json and OUT/loso.md, one resumable run folder per held-out source."""
+    from .cli import breakdown_table, console
+    from .tasks.crossval import SCORES, leave_one_source_out
+
+    task = task_for_data(values["data"])
+    if task is not WAVEFORMS:
+        given = ", ".join(map(str, values["data"]))
+        raise ConfigError(f"cv holds out waveform sources; --data {given} holds {task.name} "
+                          "data")
+    result = leave_one_source_out(spec_from(ctx, task, values), by=values["by"],
+                                  references=tuple(values["reference"] or ()))
+    for name in ("model", *result["references"]):
+        rows = {value: fold[name] for value, fold in result["folds"].items()}
+        console.print(breakdown_table(f"held-out {values['by']}: {name}", rows))
+    console.print(f"{len(SCORES)} scores per fold in {values['out']}/loso.md", markup=False)
+
+
 def train(ctx: typer.Context, **values) -> None:
     """Train a classifier: waveforms (earthquake vs noise, grouped 8:1:1 split) or images
     (class folders or archive, stratified split), the task chosen from what --data holds."""
     from .cli import console
 
     task = task_for_data(values["data"])
-    cfg = recipe_from(ctx, values)
-    spec = TrainSpec(model=values["model"], data=values["data"], out=values["out"],
-                     recipe=cfg, options=options_from(ctx, task, values), seed=values["seed"],
-                     model_options=parse_key_values(values["option"], "--option"),
-                     init_from=values["init_from"], resume=values["resume"],
-                     show_progress=not values["quiet"])
-    summary = task.train(spec)
+    summary = task.train(spec_from(ctx, task, values))
     console.print(f"best epoch {summary['best_epoch']} of {summary['epochs_run']}; "
                   f"{task.headline(summary['test'])}. Model: {values['out']}/model.safetensors",
                   markup=False)
 
+
+CV_PARAMETERS = [
+    inspect.Parameter("by", inspect.Parameter.KEYWORD_ONLY, default="source", annotation=Annotated[
+        str, typer.Option(help="Metadata column whose values are held out one at a time.")]),
+    inspect.Parameter("reference", inspect.Parameter.KEYWORD_ONLY, default=None,
+                      annotation=Annotated[list[str] | None, typer.Option(
+                          help="A model scored as it is on each held-out part, beside the "
+                               "trained one (e.g. stead-detector); repeatable.")]),
+]
+cv.__signature__ = inspect.Signature([
+    inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+    *_fixed_parameters(), *CV_PARAMETERS, *_recipe_parameters(), *_task_parameters()])
+cv.__annotations__ = {p.name: p.annotation for p in cv.__signature__.parameters.values()}
 
 train.__signature__ = inspect.Signature([
     inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),

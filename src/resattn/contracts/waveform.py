@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..data.transforms import bandpass, crop, standardize, window_start
+from ..data.transforms import crop, prepare_trace, standardize, window_start
 from ..errors import ConfigError, DataError
 from . import _fields
 
@@ -29,7 +29,11 @@ class WaveformContract:
     applied to the whole trace before windowing, or None; ``normalisation`` ``"std"`` (per
     channel over the window, see :func:`~resattn.data.transforms.standardize`);
     ``p_position`` where the P pick sits in an evaluation window (fraction of it; a window
-    without P is centred); ``class_names`` one per model output.
+    without P is centred); ``class_names`` one per model output; ``gap_seconds``: runs of one
+    value at least this long are data gaps, filled with the channel's mean before the
+    band-pass so that it sees no step (None: not looked for, as in contracts before it). Every
+    trace is demeaned and scaled to a peak of 1 first (see
+    :func:`~resattn.data.transforms.prepare_trace`): amplitude units never matter.
     """
 
     window_samples: int
@@ -39,6 +43,7 @@ class WaveformContract:
     normalisation: str = "std"
     p_position: float = 0.25
     class_names: tuple[str, ...] = ("noise", "earthquake")
+    gap_seconds: float | None = None
 
     def __post_init__(self) -> None:
         rate = _fields.positive_float("sampling_rate", self.sampling_rate)
@@ -62,10 +67,14 @@ class WaveformContract:
             raise ConfigError(f"contract field 'p_position' must be a fraction of the window in "
                               f"[0, 1], got {p!r}")
         _fields.one_of("normalisation", self.normalisation, WAVEFORM_NORMALISATIONS)
+        gap = self.gap_seconds
+        if gap is not None:
+            gap = _fields.positive_float("gap_seconds", gap)
         for name, value in (
             ("window_samples", _fields.positive_int("window_samples", self.window_samples)),
             ("sampling_rate", rate), ("components", comps), ("bandpass_hz", band),
             ("p_position", float(p)), ("class_names", _fields.class_names(self.class_names)),
+            ("gap_seconds", gap),
         ):
             object.__setattr__(self, name, value)  # frozen: normalise types once, here
 
@@ -85,7 +94,8 @@ class WaveformContract:
                 "components": self.components, "window_samples": self.window_samples,
                 "bandpass_hz": list(self.bandpass_hz) if self.bandpass_hz else None,
                 "normalisation": self.normalisation, "p_position": self.p_position,
-                "class_names": list(self.class_names)}
+                "class_names": list(self.class_names),
+                **({} if self.gap_seconds is None else {"gap_seconds": self.gap_seconds})}
 
     @classmethod
     def from_json(cls, d: dict) -> WaveformContract:
@@ -97,7 +107,9 @@ class WaveformContract:
                 if self.bandpass_hz else "no band-pass")
         return (f"{self.channels}-component waveform ({','.join(self.components)}) at "
                 f"{self.sampling_rate:g} Hz, {self.window_samples}-sample "
-                f"({self.window_samples / self.sampling_rate:g} s) window, {band}, per-channel "
+                f"({self.window_samples / self.sampling_rate:g} s) window, {band}"
+                f"{'' if self.gap_seconds is None else f', gaps >= {self.gap_seconds:g} s filled'}"
+                ", per-channel "
                 f"zero mean and unit std; P at {self.p_position:.0%} of the window, noise "
                 f"centred; {_fields.names_text(self.class_names)}")
 
@@ -149,6 +161,4 @@ class WaveformContract:
             raise DataError(f"{where}: {x.shape[1]} samples; the model needs at least "
                             f"{self.window_samples} ({self.window_samples / self.sampling_rate:g}"
                             f" s at {self.sampling_rate:g} Hz)")
-        if self.bandpass_hz is None:
-            return x
-        return bandpass(x, *self.bandpass_hz, self.sampling_rate)
+        return prepare_trace(x, self.bandpass_hz, self.sampling_rate, self.gap_seconds)

@@ -228,15 +228,16 @@ def names_digest(names: Sequence[str]) -> str:
 
 
 def split_from_names(
-    names: Sequence[str], split: Mapping[str, Sequence[str]]
+    names: Sequence[str], split: Mapping[str, Sequence[str]], ignore: Sequence[str] = ()
 ) -> dict[str, np.ndarray]:
     """Positions in ``names`` of the names listed per part (``split.json`` layout: ``{"train":
-    [...], "val": [...], "test": [...]}``; a part not listed is empty)."""
+    [...], "val": [...], "test": [...]}``; a part not listed is empty). Names in ``ignore``
+    (traces the reader left out, e.g. by a label review) may be listed without being there."""
     names = pd.Series(list(names), dtype=object).astype(str)
     parts = {}
     for part in PARTS:
         wanted = pd.Index(split.get(part, []), dtype=str)
-        unknown = wanted.difference(names)
+        unknown = wanted.difference(names).difference(pd.Index(list(ignore), dtype=str))
         if len(unknown):
             raise ConfigError(f"split part {part!r} names {len(unknown)} trace(s) not in the data, "
                               f"e.g. {unknown[0]!r}")

@@ -9,18 +9,22 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from resattn.data.augment import ORDER, Compose
 from resattn.data.waveforms import WaveformDataset
 from resattn.errors import ConfigError, DataError
 
 __all__ = [
-    "WaveformWindows", "bandpass", "check_windows", "crop", "standardize", "window_start",
+    "WaveformWindows", "bandpass", "check_windows", "crop", "fill_gaps", "prepare_trace",
+    "standardize", "window_start",
 ]
 
 
 def standardize(x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """Per-channel zero mean, unit std of ``x`` ``(channels, n)``; returns float32, same shape.
 
-    A dead channel (std < ``eps``) becomes zeros instead of NaN/Inf.
+    A dead channel (std < ``eps``) becomes zeros instead of NaN/Inf. ``eps`` is absolute:
+    :func:`prepare_trace` first scales a trace to a largest value of 1, so that a live trace in
+    physical units (m/s, std ~1e-8) is not taken for a dead one.
     """
     x64 = np.asarray(x, dtype=np.float64)  # float64 stats: raw counts can be ~1e6
     centred = x64 - x64.mean(axis=-1, keepdims=True)
@@ -28,6 +32,41 @@ def standardize(x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     out = np.zeros_like(centred)
     np.divide(centred, std, out=out, where=std >= eps)
     return out.astype(np.float32)
+
+
+def fill_gaps(x: np.ndarray, min_run: int) -> np.ndarray:
+    """``x`` ``(channels, n)`` with every run of at least ``min_run`` equal samples on a channel
+    (a data gap: zeros, or a value held by the digitiser) set to the mean of that channel's
+    other samples, so that a filter sees no step where the gap meets the data. A channel that
+    is one run (dead) is left as it is; float64."""
+    x = np.array(x, dtype=np.float64, copy=True)
+    for row in x:
+        same = np.diff(row) == 0  # sample k+1 equals sample k
+        edges = np.flatnonzero(np.diff(np.r_[0, same.astype(np.int8), 0]))
+        gap = np.zeros(row.shape, dtype=bool)
+        for start, stop in zip(edges[::2], edges[1::2], strict=True):
+            if stop - start + 1 >= min_run:  # stop - start equal steps: one more sample
+                gap[start:stop + 1] = True
+        if gap.any() and not gap.all():
+            row[gap] = row[~gap].mean()
+    return x
+
+
+def prepare_trace(x: np.ndarray, band: tuple[float, float] | None, sampling_rate: float,
+                  gap_seconds: float | None = None) -> np.ndarray:
+    """The whole-trace steps before windowing, for training and inference alike: the trace
+    demeaned per channel and scaled to a largest absolute value of 1 (units differ: counts,
+    m/s, normalised; every later step is linear or scale-free), gaps filled (``gap_seconds``:
+    constant runs at least that long, see :func:`fill_gaps`), then the band-pass (see
+    :func:`bandpass`)."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x - x.mean(axis=-1, keepdims=True) if x.size else x
+    peak = np.abs(x).max() if x.size else 0.0
+    if peak > 0:
+        x = x / peak
+    if gap_seconds is not None:
+        x = fill_gaps(x, max(2, round(gap_seconds * sampling_rate)))
+    return x if band is None else bandpass(x, *band, sampling_rate)
 
 
 def bandpass(x: np.ndarray, low: float, high: float, sampling_rate: float = 100.0,
@@ -121,7 +160,15 @@ def check_windows(dataset: WaveformDataset, window: int, pad: bool) -> np.ndarra
     return lengths
 
 
-WAVEFORM_POLICIES = ("superpose", "gain", "channel_dropout")
+#: Policies applied after standardising, recorded by existing checkpoints: keep their meaning.
+LEGACY_POLICIES = ("superpose", "gain", "channel_dropout")
+#: ``policy`` names: the legacy ones, then those of :mod:`resattn.data.augment` applied to the
+#: raw crop ("gain" keeps its legacy meaning; the raw-units gain would be undone by standardising).
+WAVEFORM_POLICIES = LEGACY_POLICIES + tuple(n for n in ORDER if n not in LEGACY_POLICIES)
+
+# The ``augment`` flag's polarity flip and absolute noise, as before (same random draws).
+_LIGHT = Compose(("polarity", "noise"), {"polarity": 0.5, "noise": 1.0},
+                 {"noise": {"sigma": (0.0, 0.1), "relative": False}})
 
 
 class WaveformWindows(Dataset):
@@ -141,12 +188,19 @@ class WaveformWindows(Dataset):
     polarity flip of all channels with probability 0.5 (physically valid: it is a sensor sign
     convention), then additive Gaussian noise with std drawn uniformly from [0, 0.1].
 
-    ``band=(low, high)`` band-passes every trace (Hz) before windowing. ``mix_noise=p`` (training
+    ``band=(low, high)`` band-passes every trace (Hz) before windowing, after filling its gaps
+    if ``gap_seconds`` (see :func:`prepare_trace`). ``mix_noise=p`` (training
     only): with probability p, a random window of a random noise trace, scaled by U(0.3, 1.5),
     is added to the item and the sum re-standardised: earthquakes at lower SNR, labels unchanged.
     ``policy`` (training only) adds any of ``superpose`` (with p 0.25 another earthquake window
     at U(0.3, 1) relative amplitude; the label becomes earthquake), ``gain`` (per-channel
-    amplitude x U(0.5, 1.5)) and ``channel_dropout`` (with p 0.2 one component zeroed).
+    amplitude x U(0.5, 1.5)) and ``channel_dropout`` (with p 0.2 one component zeroed), all after
+    standardising, and any of :data:`resattn.data.augment.ORDER` except ``gain`` (see
+    :class:`resattn.data.augment.Compose` for order and probabilities), applied to the raw crop
+    before standardising so that gaps and dead channels look as in real data. These draw from
+    their own generator (also seeded with seed, epoch, index), so adding them leaves the other
+    random choices of an item unchanged. ``polarity`` and ``noise`` there come on top of the
+    ``augment`` flag's.
     """
 
     def __init__(
@@ -161,12 +215,18 @@ class WaveformWindows(Dataset):
         sampling_rate: float = 100.0,
         mix_noise: float = 0.0,
         policy: Sequence[str] = (),
+        gap_seconds: float | None = None,
     ) -> None:
         unknown = set(policy) - set(WAVEFORM_POLICIES)
         if unknown:
             raise ConfigError(f"unknown waveform augmentation(s) {sorted(unknown)}; expected "
                               f"{list(WAVEFORM_POLICIES)}")
         self.policy = tuple(policy) if train else ()
+        self.sampling_rate = float(sampling_rate)
+        self._raw_augment = Compose(
+            [p for p in self.policy if p not in LEGACY_POLICIES],
+            options={"bandpass_random": {"sampling_rate": self.sampling_rate}},
+        )
         if int(window) <= 0:
             raise ConfigError(f"window must be a positive number of samples, got {window}")
         self.dataset = dataset
@@ -180,14 +240,14 @@ class WaveformWindows(Dataset):
         self._names = meta["trace_name"].to_numpy(dtype=object)
         self._p = meta["p_arrival_sample"].to_numpy(dtype=float)
         self._labels = dataset.labels
-        self.band, self.sampling_rate = band, float(sampling_rate)
+        self.band, self.gap_seconds = band, gap_seconds
         self.mix_noise = float(mix_noise) if self.train else 0.0
         self._noise_rows = np.flatnonzero(self._labels == 0)
         self._quake_rows = np.flatnonzero(self._labels == 1)
 
     def _read(self, i: int) -> np.ndarray:
-        x = self.dataset.read(i)
-        return x if self.band is None else bandpass(x, *self.band, self.sampling_rate)
+        return prepare_trace(self.dataset.read(i), self.band, self.sampling_rate,
+                             self.gap_seconds)
 
     def _random_noise(self, rng: np.random.Generator, rows: np.ndarray | None = None) -> np.ndarray:
         """A standardised random window of a random noise trace (for SNR augmentation), or of
@@ -196,6 +256,12 @@ class WaveformWindows(Dataset):
         x = self._read(j)
         start = int(rng.integers(0, x.shape[-1] - self.window + 1))
         return standardize(crop(x, start, self.window))
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Each item's label (before ``superpose`` turns one into an earthquake): for
+        class-balanced sampling."""
+        return self._labels
 
     def set_epoch(self, epoch: int) -> None:
         """Select the random stream for ``epoch`` (windows and augmentation change per epoch)."""
@@ -214,26 +280,46 @@ class WaveformWindows(Dataset):
                 raise _short_trace_error(str(self._names[i]), n, self.window)
             # Standardise the real samples only, so zeros do not distort the statistics.
             out = np.zeros((x.shape[0], self.window), dtype=np.float32)
-            out[:, :n] = standardize(x)
+            out[:, :n] = standardize(self._augment_raw(x, i, 0))
         else:
             start = window_start(
                 n, self.window, self._p[i], rng if self.train else None, name=str(self._names[i])
             )
-            out = standardize(crop(x, start, self.window))
+            out = standardize(self._augment_raw(crop(x, start, self.window), i, start))
         if self.mix_noise and rng is not None and len(self._noise_rows) and not self.pad and (
             rng.random() < self.mix_noise
         ):
             out = standardize(out + rng.uniform(0.3, 1.5) * self._random_noise(rng))
         if self.augment:
             assert rng is not None
-            if rng.random() < 0.5:
-                out = -out
-            sigma = rng.uniform(0.0, 0.1)
-            out = out + (sigma * rng.standard_normal(out.shape)).astype(np.float32)
+            out = _LIGHT(out, rng)
         label = int(self._labels[i])
         if self.policy and rng is not None:
             out, label = self._apply_policy(out, label, rng)
         return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)), label
+
+    def _augment_raw(self, x: np.ndarray, i: int, start: int) -> np.ndarray:
+        """The :mod:`resattn.data.augment` policies on the raw crop (from sample ``start`` of
+        trace ``i``), from their own stream; an earthquake's onset is kept (see
+        :meth:`_onset`)."""
+        if not self._raw_augment:
+            return x
+        seq = np.random.SeedSequence([self.seed, self.epoch, int(i)], spawn_key=(1,))
+        return self._raw_augment(x, np.random.default_rng(seq), self._onset(i, start,
+                                                                            x.shape[-1]))
+
+    def _onset(self, i: int, start: int, n: int) -> tuple[int, int] | None:
+        """Samples of the crop a gap must leave as data: for an earthquake, from 1 s before its
+        P pick to 8 s after it, widened for the stretch (x0.8-1.25) and shift (10 %) that
+        ``resample`` and ``time_shift`` may apply first; the whole crop without a P pick.
+        None for noise."""
+        if self._labels[i] != 1:
+            return None
+        p = self._p[i] - start
+        if not math.isfinite(p):
+            return (0, n)
+        rate, slack = self.sampling_rate, 0.1 * n
+        return (int(0.8 * p - slack - rate), math.ceil(1.25 * p + slack + 8 * rate))
 
     def _apply_policy(self, out: np.ndarray, label: int,
                       rng: np.random.Generator) -> tuple[np.ndarray, int]:

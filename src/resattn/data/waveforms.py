@@ -42,6 +42,12 @@ _TEXT_COLUMNS = (
     "channel_order",
 )
 _DEFAULT_ORDER = "ENZ"  # STEAD stores E, N, Z
+OTHER = -1  # label of a trace that is neither class (an explosion, a reviewed-out window)
+REVIEW_NAME = "label_review.csv"  # a folder's label review: trace_name, verdict, evidence
+# Verdicts of a label review that take a "noise" window out of training and scoring: a clear
+# event, and a burst that may be one (an uncertain label is neither taught nor scored).
+DROPPED_VERDICTS = ("event_in_window", "possible_event")
+KEPT_VERDICTS = ("zero_gap", "dead_channel")  # noise all the same: hard negatives
 _BUCKET = re.compile(r"^(?P<bucket>[^$]+)\$(?P<sel>.+)$")
 
 
@@ -217,14 +223,17 @@ def _prepare(meta: pd.DataFrame, csv: Path, file_index: int) -> pd.DataFrame:
     category = meta["trace_category"].astype(object)
     is_eq = category.str.startswith("earthquake").fillna(False).astype(bool)
     is_noise = (category == "noise").fillna(False).astype(bool)
-    bad = ~(is_eq | is_noise)
+    is_blast = (category == "explosion").fillna(False).astype(bool)
+    bad = ~(is_eq | is_noise | is_blast)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataError(
             f"metadata CSV {csv}: field 'trace_category' has value {category.iloc[row]!r} "
-            f"(trace {names.iloc[row]!r}); expected 'noise' or a value starting with 'earthquake'"
+            f"(trace {names.iloc[row]!r}); expected 'noise', 'explosion' or a value starting "
+            "with 'earthquake'"
         )
-    meta["label"] = is_eq.astype(np.int64)
+    meta["category"] = np.select([is_eq, is_noise], ["earthquake", "noise"], "explosion")
+    meta["label"] = np.select([is_eq, is_noise], [1, 0], OTHER).astype(np.int64)
 
     # SeisBench names the P pick 'trace_p_arrival_sample'; STEAD 'p_arrival_sample'.
     p_col = next(
@@ -243,6 +252,13 @@ def _prepare(meta: pd.DataFrame, csv: Path, file_index: int) -> pd.DataFrame:
                 f"(trace {names.iloc[row]!r}); expected a sample index or empty"
             )
         meta["p_arrival_sample"] = p.astype(float)
+        no_p = is_eq.to_numpy() & meta["p_arrival_sample"].isna().to_numpy()
+        if no_p.any():  # an earthquake window is placed by its P pick: never guess it
+            row = int(np.flatnonzero(no_p)[0])
+            raise DataError(
+                f"metadata CSV {csv}: field '{p_col}' is empty for earthquake trace "
+                f"{names.iloc[row]!r} (data row {row + 1}); expected its P-arrival sample"
+            )
 
     group = names.astype(object)
     for col in ("record_id", "split_group"):  # later columns take priority where present
@@ -256,7 +272,60 @@ def _prepare(meta: pd.DataFrame, csv: Path, file_index: int) -> pd.DataFrame:
         meta["station"] = (net.astype(str) + "." + rec.astype(str)).where(both, "").astype(str)
     else:
         meta["station"] = ""
+    meta["source"] = _sources(meta, csv)
     meta["_file"] = file_index
+    return meta
+
+
+_ORIGIN_NAME = re.compile(r"^([A-Z][A-Za-z0-9]*) \(")  # "STEAD (via ...)", "CEB (...)"
+_ORIGIN_REPO = re.compile(r"\bvia [\w.-]+/([\w.-]+)")  # "... via AI4EPS/PhaseNet ..."
+
+
+def _sources(meta: pd.DataFrame, csv: Path) -> pd.Series:
+    """Each row's source (the unit of leave-one-source-out): a ``source`` column where the CSV
+    has one; else the origin its ``data_source`` text names ("STEAD (via ...)" -> STEAD,
+    "... via AI4EPS/PhaseNet ..." -> PhaseNet); else the name of the CSV's folder."""
+    folder = pd.Series(csv.resolve().parent.name, index=meta.index, dtype=object)
+    if "source" in meta.columns:
+        given = meta["source"].astype(object)
+        return given.where(given.notna() & (given.astype(str).str.strip() != ""), folder) \
+            .astype(str)
+    if "data_source" not in meta.columns:
+        return folder.astype(str)
+    text = meta["data_source"].fillna("").astype(str)
+    named = text.str.extract(_ORIGIN_NAME, expand=False)
+    repo = text.str.extract(_ORIGIN_REPO, expand=False)
+    return named.fillna(repo).fillna(folder).astype(str)
+
+
+def _apply_review(meta: pd.DataFrame, csv: Path) -> pd.DataFrame:
+    """``meta`` with column ``review``: the verdict of the ``label_review.csv`` beside ``csv``
+    on each noise window ("" if none); a window the review finds an event in gets label
+    ``OTHER`` (never taught or scored as noise)."""
+    meta["review"] = ""
+    review = csv.with_name(REVIEW_NAME)
+    if not review.is_file():
+        return meta
+    try:
+        table = pd.read_csv(review, dtype=str)
+    except Exception as exc:  # a user file: any parse failure is one message
+        raise DataError(f"label review {review}: cannot read it as CSV ({exc})") from None
+    missing = [c for c in ("trace_name", "verdict") if c not in table.columns]
+    if missing:
+        raise DataError(f"label review {review}: no column(s) {missing}; expected trace_name, "
+                        f"verdict (and evidence), found {list(table.columns)[:8]}")
+    verdicts = table["verdict"].fillna("").str.strip()
+    unknown = ~verdicts.isin(DROPPED_VERDICTS + KEPT_VERDICTS)
+    if unknown.any():
+        row = int(np.flatnonzero(unknown.to_numpy())[0])
+        raise DataError(f"label review {review}: field 'verdict' has value "
+                        f"{verdicts.iloc[row]!r} in data row {row + 1}; expected one of "
+                        f"{list(DROPPED_VERDICTS + KEPT_VERDICTS)}")
+    verdict = dict(zip(table["trace_name"].astype(str), verdicts, strict=True))
+    noise = meta["category"].to_numpy() == "noise"
+    meta.loc[noise, "review"] = meta.loc[noise, "trace_name"].map(verdict).fillna("")
+    dropped = noise & meta["review"].isin(DROPPED_VERDICTS).to_numpy()
+    meta.loc[dropped, "label"] = OTHER
     return meta
 
 
@@ -321,8 +390,10 @@ class WaveformDataset:
     """A lazily read collection of 3-component traces (CSV metadata + HDF5 waveforms).
 
     ``metadata`` has one row per trace with every CSV column plus ``label`` (1 earthquake,
-    0 noise), ``p_arrival_sample`` (float, NaN if unknown), ``group`` (split group), ``station``
-    (``network.receiver`` or ``""``) and ``_file`` (index of the trace's HDF5 file).
+    0 noise, ``OTHER`` neither), ``category`` (earthquake, noise, explosion), ``source``,
+    ``review`` (a label review's verdict or ""), ``p_arrival_sample`` (float, NaN if unknown),
+    ``group`` (split group), ``station`` (``network.receiver`` or ``""``) and ``_file`` (index
+    of the trace's HDF5 file).
     ``read(i)`` returns one trace as a ``(3, n_samples)`` float32 array in ``components`` order.
     """
 
@@ -331,6 +402,8 @@ class WaveformDataset:
     ) -> None:
         self.metadata = metadata.reset_index(drop=True)
         self.components = components
+        # Rows the reader left out (neither class): trace_name, category, source, review.
+        self.excluded = pd.DataFrame(columns=["trace_name", "category", "source", "review"])
         self._files = files
         # Plain arrays: per-item lookups in a DataFrame are slow in a training loop.
         self._names = self.metadata["trace_name"].to_numpy(dtype=object)
@@ -343,31 +416,52 @@ class WaveformDataset:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_path(cls, path: str | Path, components: str = _DEFAULT_ORDER) -> WaveformDataset:
-        """Open a STEAD/SeisBench directory or a single CSV (with its same-stem HDF5 partner).
+    def from_path(cls, path: str | Path | Sequence[str | Path],
+                  components: str = _DEFAULT_ORDER, keep_other: bool = False) -> WaveformDataset:
+        """Open STEAD/SeisBench directories or single CSVs (each with its same-stem HDF5
+        partner): one path, or several (each a source, or holding several: see ``source``).
 
-        Reads and validates metadata only; no waveform is read.
+        Reads and validates metadata only; no waveform is read. A folder's ``label_review.csv``
+        is applied (column ``review``): noise windows it finds an event in
+        (``DROPPED_VERDICTS``) are neither class. Traces that are neither class (those, and
+        ``explosion`` traces) are left out into ``excluded`` unless ``keep_other`` (then their
+        ``label`` is ``OTHER``: for scoring what a model says about them).
         """
         comps = str(components).upper()
         if len(comps) != 3 or len(set(comps)) != 3:
             raise ConfigError(f"components must be 3 distinct channel letters, got {components!r}")
+        paths = [path] if isinstance(path, str | Path) else list(path)
+        if not paths:
+            raise ConfigError("no data path given; expected at least one folder or CSV")
+        pairs = [pair for p in paths for pair in _find_pairs(Path(p))]
         infos, parts = [], []
-        for k, (csv, h5) in enumerate(_find_pairs(Path(path))):
+        for k, (csv, h5) in enumerate(pairs):
             meta = _read_csv(csv)  # CSV problems are reported before HDF5 problems
             if len(meta) == 0:  # skipping it would silently drop a class
                 raise DataError(f"metadata CSV {csv} holds a header but no trace rows")
             infos.append(_inspect_h5(h5, csv))
-            parts.append(_prepare(meta, csv, k))
+            parts.append(_apply_review(_prepare(meta, csv, k), csv))
         metadata = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         if len(metadata) == 0:
             raise DataError(f"data path {path} holds no traces (all metadata CSVs are empty)")
         _check_unique(metadata, [info.csv for info in infos])
-        return cls(metadata, _H5Files(infos), comps)
+        other = (metadata["label"] == OTHER).to_numpy()
+        excluded = metadata[other].reset_index(drop=True)
+        if not keep_other:
+            metadata = metadata[~other]
+            if len(metadata) == 0:
+                raise DataError(f"data path {path} holds no earthquake or noise trace (only "
+                                f"{sorted(set(excluded['category']))})")
+        dataset = cls(metadata, _H5Files(infos), comps)
+        dataset.excluded = excluded[["trace_name", "category", "source", "review"]]
+        return dataset
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> WaveformDataset:
         """A view on the rows ``indices`` (positions); shares the HDF5 files and handle cache."""
         idx = np.asarray(indices, dtype=np.int64)
-        return WaveformDataset(self.metadata.iloc[idx], self._files, self.components)
+        view = WaveformDataset(self.metadata.iloc[idx], self._files, self.components)
+        view.excluded = self.excluded
+        return view
 
     # ------------------------------------------------------------------ access
     def __len__(self) -> int:

@@ -70,6 +70,7 @@ class Task(ABC):
     # Fields of ``options_type`` an experiment sets itself (its epochs, the run's seed).
     set_by_experiment: ClassVar[tuple[str, ...]] = ()
     takes_recipe: ClassVar[bool] = True  # False: the task's section holds its recipe
+    multi_source: ClassVar[bool] = False  # True: reads several data paths (each a source)
 
     def accepts(self, data: Path) -> bool:
         """Whether ``data`` looks like this task's data (used when no task is named)."""

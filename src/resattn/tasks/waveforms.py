@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -20,10 +21,12 @@ from ..contracts import WaveformContract, contract_from_meta
 from ..data import WaveformDataset, WaveformWindows, check_windows
 from ..data.records import read_record
 from ..data.splits import PARTS, grouped_parts, names_digest, split_from_names
-from ..data.transforms import WAVEFORM_POLICIES
+from ..data.transforms import WAVEFORM_POLICIES, window_start
+from ..data.waveforms import OTHER
 from ..engine.precision import choose_precision
 from ..engine.trainer import TrainConfig
 from ..errors import ConfigError, DataError
+from ..eval.breakdown import breakdown, instrument_kinds, roc_auc, snr_db
 from ..eval.metrics import classification_metrics
 from ..explain.gradcam import plot_waveform_cam
 from ..io import atomic_write_text
@@ -31,6 +34,7 @@ from ..layers import eval_mode
 from ..options import option
 from ..pretrained import load_any
 from .classification import ClassificationTask
+from .registry import data_paths
 
 CLASS_NAMES = ["noise", "earthquake"]
 POSITIVE = 1  # metrics report the earthquake class, as in the paper
@@ -57,6 +61,9 @@ class WaveformOptions:
                                           + ",".join(WAVEFORM_POLICIES) + ".")
     split: dict | None = option(None, "Trace names per part (train/val/test), e.g. a run's "
                                       "split.json; replaces the grouped split.")
+    gap_seconds: float | None = option(
+        None, "Runs of one value at least this long (s) are data gaps, filled before the "
+              "band-pass (the contract records it; e.g. 1).")
     split_seed: int | Literal["per_seed"] | None = option(
         None, "Seed of the split (default: the run's seed); fix it to vary only "
               "initialisation.")
@@ -65,6 +72,8 @@ class WaveformOptions:
         self.split_by = tuple(self.split_by)
         self.augment = tuple(a for a in self.augment if a != "none")
         self.bandpass = tuple(self.bandpass) if self.bandpass else None
+        if self.gap_seconds is not None and not self.gap_seconds > 0:
+            raise ConfigError(f"gap_seconds must be > 0 seconds, got {self.gap_seconds}")
         if self.window is not None and self.window < 1:
             raise ConfigError(f"window must be a positive number of samples, got {self.window}")
         if not 0.0 <= self.mix_noise <= 1.0:
@@ -127,7 +136,8 @@ def eval_windows(dataset: WaveformDataset, contract: WaveformContract, window: i
     window = window or contract.window_samples
     check_windows(dataset, window, pad)
     return WaveformWindows(dataset, window, train=False, pad=pad, band=contract.bandpass_hz,
-                           sampling_rate=contract.sampling_rate)
+                           sampling_rate=contract.sampling_rate,
+                           gap_seconds=contract.gap_seconds)
 
 
 def score(model: nn.Module, windows: WaveformWindows, precision: str = "fp32",
@@ -147,11 +157,58 @@ def part_positions(dataset: WaveformDataset, meta: dict, part: str, where: Any) 
     if split.get("given"):
         raise ConfigError("this model was trained on a split given by trace names (--split); "
                           "select those traces yourself and use --part all")
-    idx = grouped_parts(dataset.metadata, split["seed"], by=split["by"])[part]
-    if names_digest(_names(dataset, idx)) != split["digests"][part]:
+    whole = dataset if split.get("reviewed") else WaveformDataset.from_path(
+        dataset_paths(dataset), keep_other=True)  # older runs split before the review
+    idx = grouped_parts(whole.metadata, split["seed"], by=split["by"])[part]
+    if names_digest(_names(whole, idx)) != split["digests"][part]:
         raise DataError(f"{where}: is not the data this model was trained on (its {part} part "
                         "differs from the recorded one); use --part all")
-    return idx
+    wanted = set(_names(whole, idx))  # (without the windows the review took out)
+    return np.flatnonzero(dataset.metadata["trace_name"].astype(str).isin(wanted).to_numpy())
+
+
+def dataset_paths(dataset: WaveformDataset) -> list[Path]:
+    """The metadata CSVs ``dataset`` was read from."""
+    return [info.csv for info in dataset._files.infos]
+
+
+def _recorded_path(data: Any) -> str | list[str]:
+    paths = data_paths(data)
+    resolved = [str(p.resolve()) for p in paths]
+    return resolved[0] if len(resolved) == 1 else resolved
+
+
+def _source_counts(dataset: WaveformDataset) -> dict[str, dict[str, int]]:
+    """Traces per source and category, as trained on."""
+    meta = dataset.metadata
+    return {str(src): {str(k): int(v) for k, v in g["category"].value_counts().items()}
+            for src, g in meta.groupby("source")}
+
+
+def _excluded_counts(dataset: WaveformDataset) -> dict[str, int]:
+    """Traces the reader left out, per reason (category or review verdict)."""
+    ex = dataset.excluded
+    reason = ex["review"].where(ex["review"] != "", ex["category"])
+    return {str(k): int(v) for k, v in reason.value_counts().items()}
+
+
+def _trace_facts(windows: WaveformWindows) -> list[dict]:
+    """Per trace of deterministic ``windows``: name, source, SNR, instrument kind, review
+    verdict and the window scored (its first sample and length)."""
+    rows = windows.dataset.metadata
+    lengths = windows.dataset.lengths()
+    starts = [0 if n < windows.window else
+              window_start(int(n), windows.window, p, None, name=str(name))
+              for n, p, name in zip(lengths, rows["p_arrival_sample"], rows["trace_name"],
+                                    strict=True)]
+    snr = snr_db(rows)
+    return [{"trace_name": str(name), "source": str(src),
+             "snr_db": None if not np.isfinite(v) else round(float(v), 2),
+             "instrument": str(kind), "review": str(rev), "window_start": int(start),
+             "window_samples": windows.window}
+            for name, src, v, kind, rev, start in zip(
+                rows["trace_name"], rows["source"], snr, instrument_kinds(rows),
+                rows["review"], starts, strict=True)]
 
 
 def strongest_window(net: nn.Module, windows: torch.Tensor) -> int:
@@ -172,6 +229,7 @@ class WaveformClassification(ClassificationTask):
     options_type = WaveformOptions
     positive = POSITIVE
     dims = 1
+    multi_source = True
 
     def accepts(self, data: Path) -> bool:
         data = Path(data)
@@ -195,7 +253,8 @@ class WaveformClassification(ClassificationTask):
         if init_meta is not None:  # fine-tuning keeps the contract of the weights
             contract = contract_from_meta(init_meta, str(spec.init_from))
             opts = replace(opts, window=opts.window or contract.window_samples,
-                           bandpass=opts.bandpass or contract.bandpass_hz)
+                           bandpass=opts.bandpass or contract.bandpass_hz,
+                           gap_seconds=opts.gap_seconds or contract.gap_seconds)
         return opts
 
     def options_like(self, meta: dict, same_split: bool = True,
@@ -205,6 +264,7 @@ class WaveformClassification(ClassificationTask):
         return WaveformOptions(**{"window": contract.window_samples,
                                   "split_by": tuple(d.get("split_by") or ("group",)),
                                   "bandpass": contract.bandpass_hz, "split_seed": seed,
+                                  "gap_seconds": contract.gap_seconds,
                                   **overrides})
 
     def open(self, data, options):
@@ -225,7 +285,8 @@ class WaveformClassification(ClassificationTask):
 
     def split(self, dataset, options, seed):
         if options.split is not None:
-            return split_from_names(dataset.metadata["trace_name"], options.split)
+            return split_from_names(dataset.metadata["trace_name"], options.split,
+                                    ignore=dataset.excluded["trace_name"])
         return grouped_parts(dataset.metadata, seed, by=options.split_by)
 
     def too_few(self, data, dataset, options):
@@ -238,7 +299,8 @@ class WaveformClassification(ClassificationTask):
 
     def contract(self, options: WaveformOptions) -> WaveformContract:
         return WaveformContract(window_samples=options.window, bandpass_hz=options.bandpass,
-                                p_position=P_OFFSET, class_names=tuple(CLASS_NAMES))
+                                p_position=P_OFFSET, class_names=tuple(CLASS_NAMES),
+                                gap_seconds=options.gap_seconds)
 
     def meta(self, dataset, parts, options, seed, cfg, data):
         return {
@@ -247,12 +309,15 @@ class WaveformClassification(ClassificationTask):
             "preprocessing": {**preprocessing(options.window, options.bandpass,
                                               options.mix_noise),
                               "policy": list(options.augment)},
-            "data": {"path": str(Path(data).resolve()), "n_traces": len(dataset),
+            "data": {"path": _recorded_path(data), "n_traces": len(dataset),
+                     "sources": _source_counts(dataset),
+                     "excluded": _excluded_counts(dataset),
                      "split_sizes": {k: len(v) for k, v in parts.items()},
                      "split_by": options.split_by,
                      "split": {"seed": None if options.split is not None else seed,
                                "by": list(options.split_by),
                                "given": options.split is not None,
+                               "reviewed": True,  # made after the label review's drops
                                "digests": {k: names_digest(_names(dataset, v))
                                            for k, v in parts.items()}}},
         }
@@ -261,7 +326,8 @@ class WaveformClassification(ClassificationTask):
         contract, pad = self.contract(options), options.pad
         train = WaveformWindows(dataset.subset(parts["train"]), options.window, train=True,
                                 seed=seed, pad=pad, band=options.bandpass,
-                                mix_noise=options.mix_noise, policy=options.augment)
+                                mix_noise=options.mix_noise, policy=options.augment,
+                                gap_seconds=options.gap_seconds)
         return (train, eval_windows(dataset.subset(parts["val"]), contract, pad=pad),
                 eval_windows(dataset.subset(parts["test"]), contract, pad=pad))
 
@@ -286,7 +352,8 @@ class WaveformClassification(ClassificationTask):
 
     def test_items(self, meta, data, split):
         dataset = WaveformDataset.from_path(data)
-        test = split_from_names(dataset.metadata["trace_name"], split)["test"]
+        test = split_from_names(dataset.metadata["trace_name"], split,
+                                ignore=dataset.excluded["trace_name"])["test"]
         return eval_windows(dataset.subset(test), contract_from_meta(meta))
 
     def input_shape(self, meta):
@@ -299,12 +366,52 @@ class WaveformClassification(ClassificationTask):
         on one part of the split it was trained with (``part``)."""
         net, meta = load_any(model)
         windows = self.eval_items(meta, data, part, window=window, pad=pad)
+        whole = WaveformDataset.from_path(data, keep_other=True)
+        other = whole.subset(np.flatnonzero(whole.labels == OTHER)) if part == "all" else None
+        metrics = self.score_traces(net, meta, windows, other, precision, batch_size)
+        metrics.update(model=str(model), data=_recorded_path(data), part=part)
+        return metrics
+
+    def score_traces(self, net: nn.Module, meta: dict, windows: WaveformWindows,
+                     other: WaveformDataset | None = None, precision: str = "auto",
+                     batch_size: int = 64) -> dict:
+        """Metrics of ``net`` on deterministic ``windows``, with the per-trace facts
+        (``traces``), ROC-AUC, the ``breakdown`` per source, SNR bin and instrument, and
+        (``other``: traces that are neither class) what it calls those."""
         metrics = self.score(net, windows, choose_precision(precision), batch_size)
-        metrics["trace_names"] = windows.dataset.metadata["trace_name"].astype(str).tolist()
-        metrics.update(model=str(model), data=str(data), window=windows.window, part=part)
+        rows = windows.dataset.metadata
+        metrics["trace_names"] = rows["trace_name"].astype(str).tolist()
+        metrics["traces"] = _trace_facts(windows)
+        metrics["breakdown"] = breakdown(metrics["labels"], metrics["probabilities"], rows)
+        metrics["roc_auc"] = roc_auc(metrics["labels"], metrics["probabilities"])
+        metrics["other"] = {} if other is None else self._score_other(
+            net, meta, other, windows.window, windows.pad, precision, batch_size)
+        metrics["window"] = windows.window
         if not math.isfinite(metrics["log_loss"]):
             metrics["log_loss"] = None
         return metrics
+
+    def _score_other(self, net, meta, other, window, pad, precision, batch_size) -> dict:
+        """What the model says about the traces that are neither class (explosions; windows
+        a label review took out), per category or verdict: n and the share called
+        earthquake."""
+        if not len(other):
+            return {}
+        other.metadata["label"] = 0  # (a placeholder the scoring loop needs; not a class)
+        windows = eval_windows(other, contract_from_meta(meta), window, pad)
+        probs, _ = self.predictions(net, windows, choose_precision(precision), batch_size)
+        rows = other.metadata
+        reason = rows["review"].where(rows["review"] != "", rows["category"]).to_numpy()
+        called = probs[:, POSITIVE] >= 0.5
+        return {str(r): {"n": int((reason == r).sum()),
+                         "called_earthquake": float(called[reason == r].mean()),
+                         "traces": [{"trace_name": n, "source": src,
+                                     "p_earthquake": round(float(p), 6)}
+                                    for n, src, p in zip(rows["trace_name"][reason == r],
+                                                         rows["source"][reason == r],
+                                                         probs[reason == r, POSITIVE],
+                                                         strict=True)]}
+                for r in sorted(set(reason))}
 
     def model_inputs_of_files(self, net, meta, files):
         """One window per file: the one least like noise when a record holds several
@@ -323,11 +430,17 @@ class WaveformClassification(ClassificationTask):
         plot_waveform_cam(x, cam, out, title=title)
 
     def write_predictions(self, path, metrics):
-        """Per-trace CSV: trace_name, earthquake probability, predicted class."""
-        lines = ["trace_name,p_earthquake,predicted"]
-        for name, p in zip(metrics["trace_names"], metrics["probabilities"], strict=True):
-            lines.append(f"{name},{p:.6f},{CLASS_NAMES[int(p >= 0.5)]}")
-        atomic_write_text(Path(path), "\n".join(lines) + "\n")
+        """Per-trace CSV: trace_name, source, true and predicted class, earthquake
+        probability, SNR (dB, events), instrument kind, review verdict and the window used
+        (first sample and length), so that errors can be studied."""
+        columns = ["trace_name", "source", "label", "predicted", "p_earthquake", "snr_db",
+                   "instrument", "review", "window_start", "window_samples"]
+        facts = metrics.get("traces") or [{"trace_name": n} for n in metrics["trace_names"]]
+        table = pd.DataFrame(facts).reindex(columns=columns)
+        table["label"] = [CLASS_NAMES[int(y)] for y in metrics["labels"]]
+        table["p_earthquake"] = np.round(metrics["probabilities"], 6)
+        table["predicted"] = [CLASS_NAMES[int(p >= 0.5)] for p in metrics["probabilities"]]
+        atomic_write_text(Path(path), table.to_csv(index=False, float_format="%.6g"))
 
 
 WAVEFORMS = WaveformClassification()
