@@ -243,14 +243,14 @@ def test_amplitude_units_do_not_change_the_input() -> None:
         assert float(b.std()) > 0.5  # never taken for a dead channel
 
 
-def test_previous_version_stays_loadable() -> None:
-    from resattn.pretrained import list_pretrained, load_any, load_card
+def test_a_shipped_model_loads_by_its_major_version() -> None:
+    from resattn.pretrained import list_pretrained, load_card
 
-    assert "stead-detector@1" in list_pretrained()
-    old = load_card("stead-detector@1")
-    assert old["version"] == "1.0" and old["name"] == "stead-detector"
     latest = load_card("stead-detector")
     major = str(latest["version"]).split(".")[0]
     assert load_card(f"stead-detector@{major}") == latest
-    net, meta = load_any("stead-detector@1")
-    assert meta["contract"]["window_samples"] == 2000 and net.num_classes == 2
+    assert f"stead-detector@{int(major) + 5}" not in list_pretrained()
+    from resattn.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="neither a shipped model"):
+        load_card(f"stead-detector@{int(major) + 5}")

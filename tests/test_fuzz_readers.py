@@ -305,6 +305,9 @@ def stead_folders(draw: st.DrawFn) -> dict:
         if "p_arrival_sample" in columns and p != "" and (isinstance(p, str)
                                                           or not 0 <= p < length):
             clean = False
+        if "p_arrival_sample" in columns and p == "" and \
+                str(row.get("trace_category", "")).startswith("earthquake"):
+            clean = False  # an earthquake without its P pick is refused (issue 15)
         if kinds.get(row["trace_name"]) == "first" and n == 3:  # (3, 3) is read as (n, 3)
             clean = False
     return {**case, "rows": rows, "columns": columns, "kinds": kinds, "clean": clean}
@@ -337,9 +340,11 @@ def _check_waveforms(ds: WaveformDataset, case: dict, written: dict, files: tupl
     """Every row kept with its label; each trace reads as finite (3, n) float32 (exactly the
     data written, for a clean case) or is one clear error; ``validate`` reports every problem
     ``read`` and ``lengths`` would meet."""
-    if not case["csv_damage"]:
-        assert len(ds) == len(case["rows"]), "rows dropped"
-        categories = [r["trace_category"] for r in case["rows"]]
+    if not case["csv_damage"]:  # explosions are their own category, left out (issue 15)
+        kept = [r for r in case["rows"] if r["trace_category"] != "explosion"]
+        assert len(ds) == len(kept), "rows dropped"
+        assert len(ds.excluded) == len(case["rows"]) - len(kept)
+        categories = [r["trace_category"] for r in kept]
         assert ds.labels.tolist() == [int(c.startswith("earthquake")) for c in categories]
     names = ds.metadata["trace_name"].astype(str).tolist()
     assert len(set(names)) == len(names), f"duplicate trace names accepted: {names}"
