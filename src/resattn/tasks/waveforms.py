@@ -365,9 +365,14 @@ class WaveformClassification(ClassificationTask):
         """Score a shipped model, run directory or checkpoint on every trace of a folder, or
         on one part of the split it was trained with (``part``)."""
         net, meta = load_any(model)
-        windows = self.eval_items(meta, data, part, window=window, pad=pad)
-        whole = WaveformDataset.from_path(data, keep_other=True)
-        other = whole.subset(np.flatnonzero(whole.labels == OTHER)) if part == "all" else None
+        if part == "all":  # one read: the traces scored and those that are neither class
+            whole = WaveformDataset.from_path(data, keep_other=True)
+            neither = whole.labels == OTHER
+            windows = eval_windows(whole.subset(np.flatnonzero(~neither)),
+                                   contract_from_meta(meta), window, pad)
+            other = whole.subset(np.flatnonzero(neither))
+        else:
+            windows, other = self.eval_items(meta, data, part, window=window, pad=pad), None
         metrics = self.score_traces(net, meta, windows, other, precision, batch_size)
         metrics.update(model=str(model), data=_recorded_path(data), part=part)
         return metrics
