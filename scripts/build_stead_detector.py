@@ -167,7 +167,10 @@ def main() -> None:
         "description": "Earthquake-vs-noise detector for 3-component 100 Hz waveforms "
                        "(ResNetKAN1D, dual attention + KAN head), trained across sources.",
         "task": meta["task"], "preprocessing": meta["preprocessing"],
-        "contract": meta["contract"], "class_names": meta["class_names"], "data": meta["data"],
+        "contract": meta["contract"], "class_names": meta["class_names"],
+        # the split's digests name the training folders' traces: a user's data has none of
+        # them, so the card records what was trained on, not a split to score a part of
+        "data": {k: v for k, v in meta["data"].items() if k != "split"},
         "train_config": meta["train_config"], "best_epoch": meta["epoch"],
         "environment": meta["environment"], "license": "MIT (weights); training data: "
         "sample/seismic/README.md (STEAD CC BY 4.0; NCEDC records via PhaseNet/DeepDenoiser, "
@@ -278,8 +281,9 @@ on validation loss; best epoch {epoch}; trained in {precision} on {cpu}. Augment
 the polarity flip and small Gaussian noise of the base recipe.
 
 **Input contract**: channels E, N, Z; 100 Hz; each trace demeaned and scaled to a peak of 1
-(amplitude units do not matter), runs of one value lasting 1 s or more filled with the
-channel's mean (data gaps: no step for the filter to ring on), linearly detrended and
+(amplitude units do not matter), runs of one value lasting 1 s or more (data gaps) filled
+with the channel's own data mirrored at the gap's edge (no step for the filter to ring on, no
+flat stretch that then "starts"), linearly detrended and
 band-passed 1-20 Hz (4th-order zero-phase Butterworth), then each channel standardised over
 the window; the evaluation window puts the P pick at 25 % of the window if known, else
 centred. `resattn evaluate --model stead-detector --data DIR [--data DIR2 ...]` does all of

@@ -217,8 +217,14 @@ def test_gaps_are_filled_before_the_filter() -> None:
     x[:, :900] = 0.0  # a leading gap, then a step of 40 into real noise
     x[1, 2000:2400] = 7.0  # a value held by the digitiser on one channel
     filled = fill_gaps(x, 100)
-    assert np.allclose(filled[:, :900], 40.0, atol=0.5)  # the mean of the data around it
-    assert np.allclose(filled[1, 2000:2400], filled[1, 2400:].mean(), atol=1.0)
+    # the data next to a gap, mirrored at its edge: no step, and no flat stretch either
+    assert np.array_equal(filled[:, :900], x[:, 900:1800][:, ::-1])
+    assert np.array_equal(filled[1, 2000:2400], x[1, 1600:2000][::-1])
+    assert np.array_equal(filled[:, 900:2000], x[:, 900:2000])  # the data is untouched
+    long_gap = x.copy()
+    long_gap[:, :2500] = 0.0  # longer than the data after it: mirrored back and forth
+    assert np.allclose(fill_gaps(long_gap, 100)[:, :2500].std(axis=1), x[:, 2500:].std(axis=1),
+                       rtol=0.3)
     short = x.copy()
     short[0, 1500:1550] = 3.0  # a run shorter than min_run is data
     assert (fill_gaps(short, 100)[0, 1500:1550] == 3.0).all()

@@ -191,6 +191,75 @@ def predict(
     Console().print(table)
 
 
+class Runtime(str, Enum):
+    auto = "auto"
+    torch_fp32 = "torch-fp32"
+    torch_bf16 = "torch-bf16"
+    onnx_int8 = "onnx-int8"
+
+
+@app.command()
+def detect(
+    inputs: Annotated[list[str], typer.Argument(
+        help="Waveform files, folders or globs: anything ObsPy reads (MiniSEED, SAC, SEISAN, "
+             "GSE2, ...), any sampling rate, Z/N/E, Z/1/2 or Z/2/3 components.")],
+    model: Annotated[str, typer.Option(help="Shipped model name, run directory or "
+                                            "checkpoint file of a waveform detector.")]
+    = "stead-detector",
+    out: Annotated[Path, typer.Option(help="Output folder: detections.csv, probabilities/, "
+                                           "plots/, summary.json.", callback=out_dir)]
+    = Path("detections"),
+    threshold: Annotated[float, typer.Option(help="p(earthquake) at or above which a window "
+                                                  "fires.",
+                                             callback=number(0, 1, low_open=True,
+                                                             high_open=True))] = 0.5,
+    stride: Annotated[float, typer.Option(help="Seconds between window starts.",
+                                          callback=number(0, low_open=True))] = 10.0,
+    batch_size: Annotated[int, typer.Option(help="Windows per model call.", min=1)] = 64,
+    runtime: Annotated[Runtime, typer.Option(
+        help="auto: the fastest runtime this CPU runs whose probabilities agree with fp32 "
+             "within --tolerance.")] = Runtime.auto,
+    tolerance: Annotated[float, typer.Option(help="Largest |p - p_fp32| a faster runtime may "
+                                                  "differ by (auto).",
+                                             callback=number(0, 1))] = 0.05,
+    workers: Annotated[int | None, typer.Option(help="Processes (default: one per core, at "
+                                                     "most one per station-day).", min=1)]
+    = None,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address "
+                                                       "(tcp://HOST:PORT): run the station-days "
+                                                       "on that cluster.")] = None,
+    chunk_seconds: Annotated[float, typer.Option(help="Seconds read at a time (memory).",
+                                                 callback=number(60))] = 3600.0,
+    plots: Annotated[bool, typer.Option(help="One PNG per station.")] = True,
+    format: Annotated[Format, typer.Option(help="json: print summary.json.")] = Format.table,
+) -> None:
+    """Continuous detection over days of records: probability traces, detections, plots."""
+    from rich.progress import Progress
+
+    from .detect import DetectOptions
+    from .detect import detect as run_detect
+
+    options = DetectOptions(threshold=threshold, stride_s=stride, batch_size=batch_size,
+                            runtime=runtime.value, tolerance=tolerance, workers=workers,
+                            scheduler=scheduler, chunk_s=chunk_seconds, plots=plots)
+    with Progress(console=console, transient=True, disable=format is Format.json) as bar:
+        task = bar.add_task("station-days", total=None)
+        summary = run_detect(inputs, model, out, options,
+                             progress=lambda done, total: bar.update(task, completed=done,
+                                                                     total=total))
+    if format is Format.json:
+        _print_json(summary)
+        return
+    rt = summary["runtime"]
+    Console().print(
+        f"{summary['detections']} detection(s) on {summary['stations']} station(s), "
+        f"{summary['station_days']:g} station-days in {summary['seconds']:g} s "
+        f"({summary['station_days_per_minute']:g} station-days/min, {rt['chosen']}, "
+        f"peak RSS {summary['peak_rss_mb']:g} MB); {summary['windows_not_scored']} of "
+        f"{summary['windows']} windows not scored (gaps); skipped: {len(summary['skipped'])}; "
+        f"results in {out}")
+
+
 forecast_app = typer.Typer(no_args_is_help=True,
                            help="Weekly earthquake forecasting from catalogues (seed 003).")
 app.add_typer(forecast_app, name="forecast")

@@ -30,8 +30,9 @@ class WaveformContract:
     channel over the window, see :func:`~resattn.data.transforms.standardize`);
     ``p_position`` where the P pick sits in an evaluation window (fraction of it; a window
     without P is centred); ``class_names`` one per model output; ``gap_seconds``: runs of one
-    value at least this long are data gaps, filled with the channel's mean before the
-    band-pass so that it sees no step (None: not looked for, as in contracts before it). Every
+    value at least this long are data gaps, filled with the channel's own data mirrored at the
+    gap's edge before the band-pass, so that neither the filter nor the model sees a step or a
+    flat stretch (None: not looked for, as in contracts before it). Every
     trace is demeaned and scaled to a peak of 1 first (see
     :func:`~resattn.data.transforms.prepare_trace`): amplitude units never matter.
     """

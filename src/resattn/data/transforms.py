@@ -14,8 +14,8 @@ from resattn.data.waveforms import WaveformDataset
 from resattn.errors import ConfigError, DataError
 
 __all__ = [
-    "WaveformWindows", "bandpass", "check_windows", "crop", "fill_gaps", "prepare_trace",
-    "standardize", "window_start",
+    "WaveformWindows", "bandpass", "check_windows", "crop", "fill_gaps", "fill_masked", "gap_mask",
+    "prepare_trace", "standardize", "window_start",
 ]
 
 
@@ -34,21 +34,51 @@ def standardize(x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def gap_mask(row: np.ndarray, min_run: int) -> np.ndarray:
+    """Boolean mask of the samples of ``row`` ``(n,)`` in a run of at least ``min_run`` equal
+    samples (a data gap: zeros, or a value held by the digitiser)."""
+    same = np.diff(row) == 0  # sample k+1 equals sample k
+    edges = np.flatnonzero(np.diff(np.r_[0, same.astype(np.int8), 0]))
+    gap = np.zeros(row.shape, dtype=bool)
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        if stop - start + 1 >= min_run:  # stop - start equal steps: one more sample
+            gap[start:stop + 1] = True
+    return gap
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, stop)`` of each run of True in ``mask``."""
+    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(np.int8), 0]))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
 def fill_gaps(x: np.ndarray, min_run: int) -> np.ndarray:
-    """``x`` ``(channels, n)`` with every run of at least ``min_run`` equal samples on a channel
-    (a data gap: zeros, or a value held by the digitiser) set to the mean of that channel's
-    other samples, so that a filter sees no step where the gap meets the data. A channel that
-    is one run (dead) is left as it is; float64."""
+    """``x`` ``(channels, n)`` with every gap (see :func:`gap_mask`) filled by the channel's
+    own data mirrored at the gap's edge (see :func:`fill_masked`); float64."""
+    x = np.asarray(x, dtype=np.float64)
+    return fill_masked(x, np.stack([gap_mask(row, min_run) for row in x]) if x.size
+                       else np.zeros(x.shape, dtype=bool))
+
+
+def fill_masked(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``x`` ``(channels, n)`` with the samples where ``mask`` is True replaced by the data
+    next to them, mirrored at the edge (reflected again where the stretch is longer), so that
+    neither a filter nor a model sees a step, or a flat stretch followed by "an onset", where
+    missing data meet real data. A channel with no datum is left as it is; float64 copy."""
     x = np.array(x, dtype=np.float64, copy=True)
-    for row in x:
-        same = np.diff(row) == 0  # sample k+1 equals sample k
-        edges = np.flatnonzero(np.diff(np.r_[0, same.astype(np.int8), 0]))
-        gap = np.zeros(row.shape, dtype=bool)
-        for start, stop in zip(edges[::2], edges[1::2], strict=True):
-            if stop - start + 1 >= min_run:  # stop - start equal steps: one more sample
-                gap[start:stop + 1] = True
-        if gap.any() and not gap.all():
-            row[gap] = row[~gap].mean()
+    for row, gap in zip(x, np.asarray(mask, dtype=bool), strict=True):
+        if not gap.any() or gap.all():
+            continue
+        live = _runs(~gap)
+        for start, stop in _runs(gap):
+            length = stop - start
+            before = [r for r in live if r[1] <= start]
+            if before:  # mirror the data just before the gap
+                a, b = before[-1]
+                row[start:stop] = np.pad(row[a:b], (0, length), mode="symmetric")[-length:]
+            else:  # a leading gap: mirror the data after it
+                a, b = next(r for r in live if r[0] >= stop)
+                row[start:stop] = np.pad(row[a:b], (length, 0), mode="symmetric")[:length]
     return x
 
 
@@ -301,12 +331,16 @@ class WaveformWindows(Dataset):
     def _augment_raw(self, x: np.ndarray, i: int, start: int) -> np.ndarray:
         """The :mod:`resattn.data.augment` policies on the raw crop (from sample ``start`` of
         trace ``i``), from their own stream; an earthquake's onset is kept (see
-        :meth:`_onset`)."""
+        :meth:`_onset`). With ``gap_seconds``, the gaps they make are then filled as
+        :func:`prepare_trace` fills real ones."""
         if not self._raw_augment:
             return x
         seq = np.random.SeedSequence([self.seed, self.epoch, int(i)], spawn_key=(1,))
-        return self._raw_augment(x, np.random.default_rng(seq), self._onset(i, start,
-                                                                            x.shape[-1]))
+        y = self._raw_augment(x, np.random.default_rng(seq), self._onset(i, start, x.shape[-1]))
+        if self.gap_seconds is None:
+            return y
+        # A gap made here is filled as the contract fills a real one before the model sees it.
+        return fill_gaps(y, max(2, round(self.gap_seconds * self.sampling_rate)))
 
     def _onset(self, i: int, start: int, n: int) -> tuple[int, int] | None:
         """Samples of the crop a gap must leave as data: for an earthquake, from 1 s before its
